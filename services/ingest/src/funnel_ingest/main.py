@@ -1,0 +1,22 @@
+"""``funnel-ingest``: run the ingest HTTP service."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from funnel_shared.settings import KafkaSettings, TopicSettings
+
+from funnel_ingest.app import create_app
+from funnel_ingest.settings import IngestSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = IngestSettings()
+    app = create_app(settings=settings, kafka=KafkaSettings(), topics=TopicSettings())
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Funnel's shared library: event contracts, settings and Kafka helpers."""

@@ -1,0 +1,166 @@
+"""Kafka helpers: client parameters from settings, topic creation, publishing.
+
+Everything that knows aiokafka's argument names lives here, so the services
+stay free of broker tuning and the embedded broker is only configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from pydantic import BaseModel
+
+from funnel_shared.cloudevents import cloudevent_headers
+from funnel_shared.events import RejectedRecord
+from funnel_shared.settings import KafkaSettings
+
+__all__ = [
+    "AiokafkaPublisher",
+    "OutboundRecord",
+    "Publisher",
+    "consumer_kwargs",
+    "encode_model",
+    "ensure_topics",
+    "producer_kwargs",
+    "publish",
+    "rejected_record",
+]
+
+
+def producer_kwargs(settings: KafkaSettings, *, client_id: str) -> dict[str, Any]:
+    """aiokafka producer arguments. Always acks=all: acks=0/1 can lose records."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": f"{settings.client_id}-{client_id}",
+        "acks": "all",
+        "enable_idempotence": settings.enable_idempotence,
+        "max_batch_size": settings.producer_max_batch_size,
+        "linger_ms": settings.producer_linger_ms,
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+
+
+def consumer_kwargs(settings: KafkaSettings, *, client_id: str, group_id: str) -> dict[str, Any]:
+    """aiokafka consumer arguments for a group that commits by hand after its effects."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": f"{settings.client_id}-{client_id}",
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "request_timeout_ms": max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
+    }
+
+
+async def ensure_topics(
+    settings: KafkaSettings, topics: Sequence[str], *, timeout_s: float = 30.0
+) -> None:
+    """Create the topics that do not exist yet, with settings-driven partitions.
+
+    The embedded broker auto-creates topics with 4 partitions on first use, so
+    every topic is created explicitly before any service touches it.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-admin",
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in topics if name not in existing]
+        if not missing:
+            return
+        new_topics = [
+            NewTopic(
+                name=name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+            )
+            for name in missing
+        ]
+        # Another process may win the race; the topic is there, which is all we need.
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(new_topics)
+    finally:
+        await admin.close()
+
+
+class Publisher(Protocol):
+    """The one outbound Kafka seam: send a record and wait for the broker's ack."""
+
+    async def publish(
+        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None: ...
+
+
+class AiokafkaPublisher:
+    """Publisher over an aiokafka producer. Returns only once the broker acknowledged."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(
+        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        await self._producer.send_and_wait(topic, key=key.encode(), value=value, headers=headers)
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    """A record ready to send: JSON value and CloudEvents headers."""
+
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def encode_model(
+    model: BaseModel, *, key: str, event_id: str, event_type: str, source: str, time: datetime
+) -> OutboundRecord:
+    """A pydantic model as a JSON record with CloudEvents headers."""
+    return OutboundRecord(
+        key=key,
+        value=model.model_dump_json().encode(),
+        headers=cloudevent_headers(
+            event_id=event_id, source=source, event_type=event_type, time=time
+        ),
+    )
+
+
+def rejected_record(
+    *, service: str, origin: str, key: str | None, original: bytes | str, errors: list[str]
+) -> OutboundRecord:
+    """A dead letter that keeps the original record (as text) and the reason."""
+    text = original if isinstance(original, str) else original.decode("utf-8", "backslashreplace")
+    record = RejectedRecord(
+        service=service,
+        origin=origin,
+        key=key,
+        errors=errors,
+        original=text,
+        rejected_at=datetime.now(UTC),
+    )
+    return encode_model(
+        record,
+        key=key or record.id,
+        event_id=record.id,
+        event_type="funnel.rejected.v1",
+        source=f"/funnel/{service}",
+        time=record.rejected_at,
+    )
+
+
+async def publish(publisher: Publisher, topic: str, record: OutboundRecord) -> None:
+    await publisher.publish(topic, key=record.key, value=record.value, headers=record.headers)

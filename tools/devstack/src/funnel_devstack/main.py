@@ -1,0 +1,212 @@
+"""``funnel-dev``: the whole system on one laptop, with no Docker.
+
+Starts the embedded broker and PostgreSQL (unless ``KAFKA_BOOTSTRAP_SERVERS``
+or ``DATABASE_URL`` point elsewhere), creates the topics, migrates the
+database, then runs the three services with prefixed logs until Ctrl-C or
+SIGTERM, and stops everything it started.
+
+``funnel-dev psql`` opens a psql shell on the dev database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from funnel_shared.kafka import ensure_topics
+from funnel_shared.settings import KafkaSettings, TopicSettings
+
+from funnel_devstack.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
+from funnel_devstack.postgres import POSTGRES_BIN_PATH, EmbeddedPostgres
+from funnel_devstack.processes import die_with_parent, stop_process
+from funnel_devstack.services import ServiceSpec, service_specs
+from funnel_devstack.settings import DEV_SOURCE, DEV_WRITE_KEY, DevSettings
+
+__all__ = ["main", "up"]
+
+COLOURS = {"ingest": "\033[36m", "stage-engine": "\033[35m", "notifier": "\033[33m"}
+RESET = "\033[0m"
+
+
+class Shutdown(Exception):
+    """SIGTERM arrived: stop like Ctrl-C."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="funnel-dev", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", choices=["up", "psql"], default="up")
+    args, psql_args = parser.parse_known_args()
+    settings = DevSettings()
+    if args.command == "psql":
+        dsn = os.environ.get("DATABASE_URL") or _embedded_dsn(settings)
+        os.execv(str(POSTGRES_BIN_PATH / "psql"), ["psql", dsn, *psql_args])
+    sys.exit(up(settings))
+
+
+def _embedded_dsn(settings: DevSettings) -> str:
+    return f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/{settings.database}"
+
+
+def up(settings: DevSettings) -> int:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise Shutdown
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    data_dir = settings.data_dir.resolve()
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        try:
+            _start_backends(settings, data_dir, stack)
+            _say("creating topics and migrating the database")
+            asyncio.run(ensure_topics(KafkaSettings(), TopicSettings().all()))
+            subprocess.run(
+                [str(Path(sys.executable).parent / "funnel-notifier"), "migrate"], check=True
+            )
+            specs = service_specs(
+                base_env={},
+                ingest_port=settings.ingest_port,
+                stage_engine_port=settings.stage_engine_port,
+                notifier_port=settings.notifier_port,
+                data_dir=data_dir,
+                write_keys={DEV_SOURCE: DEV_WRITE_KEY},
+            )
+            processes = [_spawn(spec, stack) for spec in specs]
+            _wait_ready(specs, processes)
+            _banner(specs)
+            return _watch(specs, processes)
+        except (KeyboardInterrupt, Shutdown):
+            _say("stopping")
+            return 0
+        finally:
+            # Ignore further Ctrl-C while we clean up: children still get stopped,
+            # and die_with_parent covers the case where we are killed outright.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _start_backends(settings: DevSettings, data_dir: Path, stack: ExitStack) -> None:
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        _say(f"using the broker at {os.environ['KAFKA_BOOTSTRAP_SERVERS']}")
+    else:
+        broker = EmbeddedBroker(port=settings.broker_port, log_file=data_dir / "logs/broker.log")
+        _say(f"starting the embedded broker on {broker.bootstrap_servers}")
+        broker.start()
+        stack.callback(_stop, "broker", broker.stop)
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        for name, value in EMBEDDED_BROKER_ENV.items():
+            os.environ.setdefault(name, value)  # The user's own settings win.
+    if "DATABASE_URL" in os.environ:
+        _say("using the database at DATABASE_URL")
+    else:
+        postgres = EmbeddedPostgres(data_dir=data_dir / "postgres", port=settings.postgres_port)
+        _say(f"starting the embedded PostgreSQL on 127.0.0.1:{settings.postgres_port}")
+        postgres.start()
+        stack.callback(_stop, "postgres", postgres.stop)
+        os.environ["DATABASE_URL"] = postgres.create_database(settings.database)
+
+
+def _spawn(spec: ServiceSpec, stack: ExitStack) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        spec.argv,
+        env=spec.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us only; we stop children in order.
+        preexec_fn=die_with_parent,
+    )
+    stack.callback(_stop, spec.name, lambda: stop_process(process, timeout_s=15))
+    assert process.stdout is not None
+    threading.Thread(
+        target=_relay, args=(spec.name, process.stdout), daemon=True, name=f"log-{spec.name}"
+    ).start()
+    return process
+
+
+def _relay(name: str, stream: object) -> None:
+    colour = COLOURS.get(name, "") if sys.stdout.isatty() else ""
+    prefix = f"{colour}{name:>12} |{RESET if colour else ''} "
+    for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        sys.stdout.write(prefix + raw.decode("utf-8", "replace"))
+        sys.stdout.flush()
+
+
+def _wait_ready(
+    specs: list[ServiceSpec], processes: list[subprocess.Popen[bytes]], timeout_s: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = dict(
+        zip((spec.name for spec in specs), zip(specs, processes, strict=True), strict=True)
+    )
+    while pending and time.monotonic() < deadline:
+        for name, (spec, process) in list(pending.items()):
+            if process.poll() is not None:
+                raise SystemExit(f"funnel-dev: {name} exited with {process.returncode} at start-up")
+            if _is_ready(spec.url + "/readyz"):
+                pending.pop(name)
+        time.sleep(0.5)
+    if pending:
+        raise SystemExit(f"funnel-dev: not ready after {timeout_s:.0f}s: {', '.join(pending)}")
+
+
+def _is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _banner(specs: list[ServiceSpec]) -> None:
+    urls = {spec.name: spec.url for spec in specs}
+    write_key = DEV_WRITE_KEY if "INGEST_WRITE_KEYS" not in os.environ else "<your write key>"
+    print(
+        f"""
+Funnel is up.
+  ingest        {urls["ingest"]}   (OpenAPI docs at /docs)
+  stage-engine  {urls["stage-engine"]}
+  notifier      {urls["notifier"]}
+  broker        {os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
+
+Send a sign-up (write key "{write_key}"):
+  curl -u {write_key}: -H 'Content-Type: application/json' \\
+    -d '{{"userId": "user-1", "event": "Signed Up", "properties": {{"plan": "free"}}}}' \\
+    {urls["ingest"]}/v1/track
+
+Then see the stage change the notifier stored:
+  uv run funnel-dev psql -c \
+    'select contact_id, funnel, from_stage, to_stage from received_stage_changes'
+
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+
+
+def _watch(specs: list[ServiceSpec], processes: list[subprocess.Popen[bytes]]) -> int:
+    while True:
+        for spec, process in zip(specs, processes, strict=True):
+            if process.poll() is not None:
+                _say(f"{spec.name} exited with {process.returncode}; stopping the rest")
+                return 1
+        time.sleep(0.5)
+
+
+def _stop(name: str, stop: Callable[[], None]) -> None:
+    _say(f"stopping {name}")
+    stop()
+
+
+def _say(message: str) -> None:
+    print(f"funnel-dev: {message}", flush=True)

@@ -1,0 +1,69 @@
+"""How to launch each service, and the environment the dev stack gives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ServiceSpec", "service_specs"]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    argv: list[str]
+    port: int
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _entry_point(name: str) -> str:
+    # The console scripts live next to the interpreter running the dev stack.
+    return str(Path(sys.executable).parent / name)
+
+
+def service_specs(
+    *,
+    base_env: dict[str, str],
+    ingest_port: int,
+    stage_engine_port: int,
+    notifier_port: int,
+    data_dir: Path,
+    write_keys: dict[str, str],
+) -> list[ServiceSpec]:
+    """The three services, each with its port and the shared connection settings."""
+    env = {**os.environ, **base_env}
+    return [
+        ServiceSpec(
+            name="ingest",
+            argv=[_entry_point("funnel-ingest")],
+            port=ingest_port,
+            env={
+                **env,
+                "INGEST_PORT": str(ingest_port),
+                "INGEST_WRITE_KEYS": os.environ.get("INGEST_WRITE_KEYS", json.dumps(write_keys)),
+            },
+        ),
+        ServiceSpec(
+            name="stage-engine",
+            argv=[_entry_point("funnel-stage-engine")],
+            port=stage_engine_port,
+            env={
+                **env,
+                "STAGE_ENGINE_PORT": str(stage_engine_port),
+                "STAGE_ENGINE_DATA_DIR": str(data_dir / "stage-engine"),
+            },
+        ),
+        ServiceSpec(
+            name="notifier",
+            argv=[_entry_point("funnel-notifier")],
+            port=notifier_port,
+            env={**env, "NOTIFIER_PORT": str(notifier_port)},
+        ),
+    ]
