@@ -102,7 +102,7 @@ def create_app(
             return web.json({"status": "ready"})
         return web.json({"status": "joining consumer group"}, status=503)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types want the signal arg
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         ready["assigned"] = True
 

@@ -41,7 +41,7 @@ RESET = "\033[0m"
 
 
 class Shutdown(Exception):
-    """SIGTERM arrived: stop like Ctrl-C."""
+    """SIGINT or SIGTERM arrived: stop everything we started."""
 
 
 def main() -> None:
@@ -60,10 +60,12 @@ def _embedded_dsn(settings: DevSettings) -> str:
 
 
 def up(settings: DevSettings) -> int:
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         raise Shutdown
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Installed explicitly: a shell starts background jobs with SIGINT ignored.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     data_dir = settings.data_dir.resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -86,7 +88,7 @@ def up(settings: DevSettings) -> int:
             _wait_ready(specs, processes)
             _banner(specs)
             return _watch(specs, processes)
-        except (KeyboardInterrupt, Shutdown):
+        except Shutdown:
             _say("stopping")
             return 0
         finally:
@@ -185,7 +187,7 @@ Send a sign-up (write key "{write_key}"):
     {urls["ingest"]}/v1/track
 
 Then see the stage change the notifier stored:
-  uv run funnel-dev psql -c \
+  uv run funnel-dev psql -c \\
     'select contact_id, funnel, from_stage, to_stage from received_stage_changes'
 
 Ctrl-C stops everything.
