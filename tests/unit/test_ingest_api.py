@@ -1,0 +1,143 @@
+"""The ingest HTTP contract, with a fake publisher in place of Kafka."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from fastapi.testclient import TestClient
+from funnel_ingest.app import create_app
+from funnel_ingest.settings import IngestSettings
+from funnel_shared.events import ContactEvent
+from funnel_shared.settings import KafkaSettings, TopicSettings
+from pydantic import SecretStr
+
+WRITE_KEY = "wk-test"
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes, dict[str, str]]] = []
+        self.fail_with: Exception | None = None
+
+    async def publish(
+        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append((topic, key, value, {k: v.decode() for k, v in headers}))
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def client(publisher: FakePublisher) -> Iterator[TestClient]:
+    app = create_app(
+        settings=IngestSettings(write_keys={"website": SecretStr(WRITE_KEY)}, retry_after_s=7),
+        kafka=KafkaSettings(),
+        topics=TopicSettings(),
+        publisher=publisher,
+    )
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _track(**fields: Any) -> dict[str, Any]:
+    return {"userId": "user-1", "event": "Signed Up", **fields}
+
+
+def test_track_with_basic_auth_write_key_is_published_then_acknowledged(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    response = client.post("/v1/track", json=_track(messageId="m-1"), auth=(WRITE_KEY, ""))
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "messageId": "m-1"}
+    [(topic, key, value, headers)] = publisher.sent
+    assert (topic, key) == ("funnel.contact-events.v1", "user-1")
+    event = ContactEvent.model_validate_json(value)
+    assert (event.source, event.event, event.message_id) == ("website", "Signed Up", "m-1")
+    assert headers["ce_id"] == "m-1"
+    assert headers["ce_type"] == "segment.track"
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["content-type"] == "application/json"
+
+
+def test_write_key_in_the_body_is_accepted_and_not_forwarded(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    response = client.post("/v1/track", json=_track(writeKey=WRITE_KEY))
+    assert response.status_code == 200
+    assert "writeKey" not in json.loads(publisher.sent[0][2])
+
+
+@pytest.mark.parametrize("auth", [None, ("wrong", ""), ("", "")])
+def test_missing_or_unknown_write_key_gets_401(
+    client: TestClient, publisher: FakePublisher, auth: tuple[str, str] | None
+) -> None:
+    response = client.post("/v1/track", json=_track(), auth=auth)
+    assert response.status_code == 401
+    assert publisher.sent == []
+
+
+def test_text_plain_body_holding_json_is_accepted(client: TestClient) -> None:
+    # Browsers send text/plain to skip the CORS preflight.
+    response = client.post(
+        "/v1/track",
+        content=json.dumps(_track()),
+        headers={"Content-Type": "text/plain"},
+        auth=(WRITE_KEY, ""),
+    )
+    assert response.status_code == 200
+
+
+def test_malformed_json_gets_400(client: TestClient) -> None:
+    response = client.post("/v1/track", content=b"{not json", auth=(WRITE_KEY, ""))
+    assert response.status_code == 400
+    assert "malformed JSON" in response.json()["detail"]
+
+
+def test_invalid_message_gets_400_with_the_errors(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    response = client.post("/v1/track", json={"userId": "u"}, auth=(WRITE_KEY, ""))
+    assert response.status_code == 400
+    assert any("event" in error for error in response.json()["detail"]["errors"])
+    assert publisher.sent == []
+
+
+def test_broker_failure_gets_503_with_retry_after_never_200(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    publisher.fail_with = KafkaConnectionError("broker down")
+    response = client.post("/v1/track", json=_track(), auth=(WRITE_KEY, ""))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/identify", {"userId": "u", "traits": {"email": "a@example.com"}}),
+        ("/v1/page", {"anonymousId": "a", "name": "Pricing"}),
+        ("/v1/screen", {"anonymousId": "a", "name": "Home"}),
+        ("/v1/group", {"userId": "u", "groupId": "g"}),
+        ("/v1/alias", {"userId": "u", "previousId": "a"}),
+    ],
+)
+def test_every_single_message_route_publishes_its_type(
+    client: TestClient, publisher: FakePublisher, path: str, body: dict[str, Any]
+) -> None:
+    response = client.post(path, json=body, auth=(WRITE_KEY, ""))
+    assert response.status_code == 200, response.text
+    assert ContactEvent.model_validate_json(publisher.sent[0][2]).type == path.rsplit("/", 1)[1]
+
+
+def test_health_endpoints_answer(client: TestClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
