@@ -41,7 +41,8 @@ def test_missing_timestamp_becomes_received_at() -> None:
 
 
 def test_missing_message_id_is_assigned_and_given_one_is_kept() -> None:
-    assigned = _normalize({"type": "track", "userId": "u", "event": "E"}, new_message_id=lambda: "x")
+    body = {"type": "track", "userId": "u", "event": "E"}
+    assigned = _normalize(body, new_message_id=lambda: "x")
     kept = _normalize({"type": "track", "userId": "u", "event": "E", "messageId": "mine"})
     assert (assigned.message_id, kept.message_id) == ("x", "mine")
 

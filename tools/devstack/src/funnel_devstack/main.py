@@ -18,8 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,7 +29,7 @@ from funnel_shared.settings import KafkaSettings, TopicSettings
 from funnel_devstack.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from funnel_devstack.postgres import POSTGRES_BIN_PATH, EmbeddedPostgres
 from funnel_devstack.processes import die_with_parent, stop_process
-from funnel_devstack.services import ServiceSpec, service_specs
+from funnel_devstack.services import ServiceSpec, service_specs, wait_until_ready
 from funnel_devstack.settings import DEV_SOURCE, DEV_WRITE_KEY, DevSettings
 
 __all__ = ["main", "up"]
@@ -85,12 +83,15 @@ def up(settings: DevSettings) -> int:
                 write_keys={DEV_SOURCE: DEV_WRITE_KEY},
             )
             processes = [_spawn(spec, stack) for spec in specs]
-            _wait_ready(specs, processes)
+            wait_until_ready(specs, processes)
             _banner(specs)
             return _watch(specs, processes)
         except Shutdown:
             _say("stopping")
             return 0
+        except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+            _say(f"failed: {exc}; stopping")
+            return 1
         finally:
             # Ignore further Ctrl-C while we clean up: children still get stopped,
             # and die_with_parent covers the case where we are killed outright.
@@ -142,32 +143,6 @@ def _relay(name: str, stream: object) -> None:
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
         sys.stdout.write(prefix + raw.decode("utf-8", "replace"))
         sys.stdout.flush()
-
-
-def _wait_ready(
-    specs: list[ServiceSpec], processes: list[subprocess.Popen[bytes]], timeout_s: float = 120
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = dict(
-        zip((spec.name for spec in specs), zip(specs, processes, strict=True), strict=True)
-    )
-    while pending and time.monotonic() < deadline:
-        for name, (spec, process) in list(pending.items()):
-            if process.poll() is not None:
-                raise SystemExit(f"funnel-dev: {name} exited with {process.returncode} at start-up")
-            if _is_ready(spec.url + "/readyz"):
-                pending.pop(name)
-        time.sleep(0.5)
-    if pending:
-        raise SystemExit(f"funnel-dev: not ready after {timeout_s:.0f}s: {', '.join(pending)}")
-
-
-def _is_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _banner(specs: list[ServiceSpec]) -> None:

@@ -50,16 +50,17 @@ class EmbeddedPostgres:
         options += ["-k", str(self.data_dir)]  # The Unix socket stays inside the data dir.
         if not self._durable:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
-        self._process = subprocess.Popen(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir / "data"), *options],
-            stdout=open(self.data_dir / "postgres.log", "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            user=self._run_as,
-            group=self._run_as,
-            extra_groups=[] if self._run_as else None,
-            preexec_fn=die_with_parent,
-        )
+        with open(self.data_dir / "postgres.log", "ab") as log:
+            self._process = subprocess.Popen(
+                [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir / "data"), *options],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=self._run_as,
+                group=self._run_as,
+                extra_groups=[] if self._run_as else None,
+                preexec_fn=die_with_parent,
+            )
         self._wait_ready(timeout_s)
 
     def create_database(self, name: str) -> str:

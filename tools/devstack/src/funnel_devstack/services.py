@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServiceSpec", "service_specs"]
+__all__ = ["ServiceSpec", "service_specs", "wait_until_ready"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,28 @@ def service_specs(
             env={**env, "NOTIFIER_PORT": str(notifier_port)},
         ),
     ]
+
+
+def wait_until_ready(
+    specs: list[ServiceSpec], processes: list[subprocess.Popen[bytes]], timeout_s: float = 120
+) -> None:
+    """Poll every service's /readyz; fail fast if one exits."""
+    deadline = time.monotonic() + timeout_s
+    pending = {spec.name: (spec, process) for spec, process in zip(specs, processes, strict=True)}
+    while pending and time.monotonic() < deadline:
+        for name, (spec, process) in list(pending.items()):
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode} at start-up")
+            if _is_ready(spec.url + "/readyz"):
+                pending.pop(name)
+        time.sleep(0.5)
+    if pending:
+        raise TimeoutError(f"not ready after {timeout_s:.0f}s: {', '.join(pending)}")
+
+
+def _is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,85 @@
+"""The three services as real processes, on free ports, against the test broker and database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from funnel_devstack.processes import die_with_parent, free_port, stop_process
+from funnel_devstack.services import ServiceSpec, service_specs, wait_until_ready
+
+WRITE_KEY = "wk-e2e"
+
+
+@dataclass(frozen=True)
+class RunningSystem:
+    urls: dict[str, str]
+    database_url: str
+    bootstrap_servers: str
+    logs: Path
+
+
+def _log_tail(logs: Path) -> str:
+    return "\n".join(
+        f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+        for path in sorted(logs.glob("*.log"))
+    )
+
+
+@pytest.fixture
+def running_system(
+    kafka_env: dict[str, str], topic_env: dict[str, str], database_url: str, tmp_path: Path
+) -> Iterator[RunningSystem]:
+    suffix = uuid.uuid4().hex[:12]
+    base_env = {
+        **kafka_env,
+        **topic_env,
+        "DATABASE_URL": database_url,
+        "STAGE_ENGINE_APP_ID": f"e2e-stage-engine-{suffix}",
+        "NOTIFIER_GROUP_ID": f"e2e-notifier-{suffix}",
+    }
+    specs = service_specs(
+        base_env=base_env,
+        ingest_port=free_port(),
+        stage_engine_port=free_port(),
+        notifier_port=free_port(),
+        data_dir=tmp_path,
+        write_keys={"e2e": WRITE_KEY},
+    )
+    migrate = Path(sys.executable).parent / "funnel-notifier"
+    subprocess.run([str(migrate), "migrate"], env=specs[0].env, check=True, capture_output=True)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = [_start(spec, logs) for spec in specs]
+    try:
+        try:
+            wait_until_ready(specs, processes, timeout_s=120)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}\n{_log_tail(logs)}")
+        yield RunningSystem(
+            urls={spec.name: spec.url for spec in specs},
+            database_url=database_url,
+            bootstrap_servers=kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
+            logs=logs,
+        )
+    finally:
+        for process in processes:
+            stop_process(process, timeout_s=20)
+
+
+def _start(spec: ServiceSpec, logs: Path) -> subprocess.Popen[bytes]:
+    with open(logs / f"{spec.name}.log", "wb") as log:
+        return subprocess.Popen(
+            spec.argv,
+            env=spec.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=logs.parent,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )

@@ -1,0 +1,97 @@
+"""One event from HTTP, through the broker and the stage engine, to the notifier's database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+from funnel_shared.events import StageChanged
+
+from tests.e2e.conftest import WRITE_KEY, RunningSystem, _log_tail
+from tests.kafka_reader import read_records
+
+pytestmark = pytest.mark.e2e
+
+
+async def _wait_for_row(database_url: str, contact_id: str, timeout_s: float) -> asyncpg.Record:
+    connection = await asyncpg.connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            row = await connection.fetchrow(
+                "SELECT * FROM received_stage_changes WHERE contact_id = $1", contact_id
+            )
+            if row is not None:
+                return row
+            await asyncio.sleep(0.25)
+    finally:
+        await connection.close()
+    raise AssertionError(f"no stage change stored for {contact_id} within {timeout_s}s")
+
+
+async def test_a_sign_up_posted_over_http_ends_as_a_stored_stage_change(
+    running_system: RunningSystem, topic_env: dict[str, str]
+) -> None:
+    contact = f"user-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=running_system.urls["ingest"]) as client:
+        response = await client.post(
+            "/v1/track",
+            json={"userId": contact, "event": "Signed Up", "context": {"traits": {"name": "Zoë"}}},
+            auth=(WRITE_KEY, ""),
+        )
+    assert response.status_code == 200, response.text
+    message_id = response.json()["messageId"]
+
+    try:
+        row = await _wait_for_row(running_system.database_url, contact, timeout_s=90)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_log_tail(running_system.logs)}") from exc
+    assert (row["funnel"], row["from_stage"], row["to_stage"]) == ("lifecycle", None, "lead")
+    assert row["cause_message_id"] == message_id
+
+    [record] = await asyncio.to_thread(
+        read_records,
+        running_system.bootstrap_servers,
+        topic_env["TOPIC_STAGE_CHANGED"],
+        expected=1,
+    )
+    change = StageChanged.model_validate_json(record.value)
+    assert record.key == contact.encode()
+    assert (change.id, change.contact_id, change.to_stage) == (row["id"], contact, "lead")
+    assert change.traits == {"name": "Zoë"}
+    assert record.headers["ce_id"] == change.id
+    assert record.headers["ce_type"] == "funnel.stage_changed"
+    assert record.headers["ce_source"] == "/funnel/stage-engine"
+    assert record.headers["ce_specversion"] == "1.0"
+    assert record.headers["content-type"] == "application/json"
+
+
+async def test_every_service_reports_healthy_and_ready(running_system: RunningSystem) -> None:
+    async with httpx.AsyncClient() as client:
+        for name, url in running_system.urls.items():
+            for path in ("/healthz", "/readyz"):
+                response = await client.get(url + path)
+                assert response.status_code == 200, f"{name}{path}: {response.text}"
+
+
+async def test_an_invalid_event_is_refused_and_never_reaches_the_broker(
+    running_system: RunningSystem, topic_env: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(base_url=running_system.urls["ingest"]) as client:
+        refused = await client.post("/v1/track", json={"userId": "u"}, auth=(WRITE_KEY, ""))
+        accepted = await client.post(
+            "/v1/track", json={"userId": "u", "event": "Product Viewed"}, auth=(WRITE_KEY, "")
+        )
+    assert refused.status_code == 400
+    assert accepted.status_code == 200
+    records = await asyncio.to_thread(
+        read_records,
+        running_system.bootstrap_servers,
+        topic_env["TOPIC_CONTACT_EVENTS"],
+        expected=2,
+        timeout_s=15,
+    )
+    assert [record.headers["ce_id"] for record in records] == [accepted.json()["messageId"]]
