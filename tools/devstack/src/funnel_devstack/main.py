@@ -59,6 +59,9 @@ def _embedded_dsn(settings: DevSettings) -> str:
 
 def up(settings: DevSettings) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        # One signal is enough: a second Ctrl-C must not interrupt the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Shutdown
 
     # Installed explicitly: a shell starts background jobs with SIGINT ignored.
@@ -93,8 +96,8 @@ def up(settings: DevSettings) -> int:
             _say(f"failed: {exc}; stopping")
             return 1
         finally:
-            # Ignore further Ctrl-C while we clean up: children still get stopped,
-            # and die_with_parent covers the case where we are killed outright.
+            # Children are stopped by the ExitStack after this; die_with_parent
+            # covers the case where we are killed outright.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -1,0 +1,49 @@
+# The two commands: `make dev` runs the whole system, `make test` runs every check.
+# Both install what they need on a machine that has only Python and the package
+# registries: uv (pinned) into .tools/, then the locked workspace into .venv/.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: dev test install lint unit integration e2e schemas clean
+
+dev: install
+	$(VENV)/bin/funnel-dev
+
+test: install lint
+	$(VENV)/bin/pytest
+
+install: $(VENV)/.installed
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
+	$(UV) sync --all-packages --frozen --python $(PYTHON)
+	touch $@
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest tests/unit
+
+integration: install
+	$(VENV)/bin/pytest tests/integration
+
+e2e: install
+	$(VENV)/bin/pytest tests/e2e
+
+# Regenerate docs/schemas after changing an event model.
+schemas: install
+	$(VENV)/bin/python -m funnel_shared.schemas docs/schemas
+
+clean:
+	rm -rf .tools $(VENV) .funnel-dev .pytest_cache .mypy_cache .ruff_cache
