@@ -64,8 +64,7 @@ def test_dev_stack_runs_an_event_end_to_end_and_ctrl_c_stops_every_child(
     tmp_path: Path,
 ) -> None:
     ports = {
-        name: free_port()
-        for name in ("BROKER", "POSTGRES", "INGEST", "STAGE_ENGINE", "NOTIFIER")
+        name: free_port() for name in ("BROKER", "POSTGRES", "INGEST", "STAGE_ENGINE", "NOTIFIER")
     }
     env = {
         name: value

@@ -22,8 +22,9 @@ def _event(event: str = "Signed Up", message_id: str = "m-1", **extra: object) -
 
 
 def test_signing_up_makes_a_new_contact_a_lifecycle_lead() -> None:
-    stages, changes = evaluate({}, _event(context={"traits": {"email": "a@example.com"}}),
-                               processed_at=NOW)
+    stages, changes = evaluate(
+        {}, _event(context={"traits": {"email": "a@example.com"}}), processed_at=NOW
+    )
     assert stages == {"lifecycle": {"current": "lead", "furthest": "lead"}}
     [change] = changes
     assert (change.funnel, change.from_stage, change.to_stage) == ("lifecycle", None, "lead")
