@@ -9,12 +9,12 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint unit integration e2e schemas clean
+.PHONY: dev test install lint packages unit integration e2e schemas clean
 
 dev: install
 	$(VENV)/bin/funnel-dev
 
-test: install lint
+test: install lint packages
 	$(VENV)/bin/pytest
 
 install: $(VENV)/.installed
@@ -31,6 +31,18 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Each package declares what it imports: sync it alone and import its entry point.
+SOLO := funnel-shared:funnel_shared.kafka funnel-ingest:funnel_ingest.main \
+	funnel-stage-engine:funnel_stage_engine.main funnel-notifier:funnel_notifier.main \
+	funnel-devstack:funnel_devstack.main
+packages: $(UV)
+	@for pair in $(SOLO); do \
+		pkg=$${pair%%:*}; module=$${pair##*:}; env=.tools/solo/$$pkg; \
+		UV_PROJECT_ENVIRONMENT=$$env $(UV) sync --quiet --package $$pkg --frozen --no-dev \
+			--python $(PYTHON) && $$env/bin/python -c "import $$module" \
+			&& echo "$$pkg: installs and imports alone" || exit 1; \
+	done
 
 unit: install
 	$(VENV)/bin/pytest tests/unit

@@ -165,7 +165,7 @@ Send a sign-up (write key "{write_key}"):
     {urls["ingest"]}/v1/track
 
 Then see the stage change the notifier stored:
-  uv run funnel-dev psql -c \\
+  .venv/bin/funnel-dev psql -c \\
     'select contact_id, funnel, from_stage, to_stage from received_stage_changes'
 
 Ctrl-C stops everything.
