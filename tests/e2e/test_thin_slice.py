@@ -8,7 +8,10 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from funnel_shared.events import StageChanged
+from aiokafka import AIOKafkaProducer
+from funnel_shared.events import RejectedRecord, StageChanged
+from funnel_shared.kafka import producer_kwargs
+from funnel_shared.settings import KafkaSettings
 
 from tests.e2e.conftest import WRITE_KEY, RunningSystem, _log_tail
 from tests.kafka_reader import read_records
@@ -95,3 +98,37 @@ async def test_an_invalid_event_is_refused_and_never_reaches_the_broker(
         timeout_s=15,
     )
     assert [record.headers["ce_id"] for record in records] == [accepted.json()["messageId"]]
+
+
+async def test_a_poison_record_is_dead_lettered_and_the_partition_keeps_moving(
+    running_system: RunningSystem, topic_env: dict[str, str], kafka_settings: KafkaSettings
+) -> None:
+    contact = f"user-{uuid.uuid4().hex}"
+    producer = AIOKafkaProducer(**producer_kwargs(kafka_settings, client_id="e2e"))
+    await producer.start()
+    try:
+        # Same key, so the same partition as the valid event that follows it.
+        await producer.send_and_wait(
+            topic_env["TOPIC_CONTACT_EVENTS"], key=contact.encode(), value=b"\x00 not an event"
+        )
+    finally:
+        await producer.stop()
+    async with httpx.AsyncClient(base_url=running_system.urls["ingest"]) as client:
+        response = await client.post(
+            "/v1/track", json={"userId": contact, "event": "Signed Up"}, auth=(WRITE_KEY, "")
+        )
+    assert response.status_code == 200
+
+    row = await _wait_for_row(running_system.database_url, contact, timeout_s=90)
+    assert row["to_stage"] == "lead"
+    [dead] = await asyncio.to_thread(
+        read_records, running_system.bootstrap_servers, topic_env["TOPIC_REJECTED"], expected=1
+    )
+    rejected = RejectedRecord.model_validate_json(dead.value)
+    assert (rejected.service, rejected.origin, rejected.key) == (
+        "stage-engine",
+        topic_env["TOPIC_CONTACT_EVENTS"],
+        contact,
+    )
+    assert rejected.original == "\x00 not an event"
+    assert rejected.errors and "ValidationError" in rejected.errors[0]
