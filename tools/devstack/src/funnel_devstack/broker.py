@@ -41,10 +41,6 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
     def start(self, *, timeout_s: float = 30.0) -> None:
         url = f"tcp://{self.host}:{self.port}"
         argv = [
