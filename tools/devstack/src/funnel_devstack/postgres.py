@@ -39,12 +39,13 @@ class EmbeddedPostgres:
         # Tests trade crash-safety of their throwaway data for speed.
         self._durable = durable
         self._process: subprocess.Popen[bytes] | None = None
-        self._run_as = _system_user() if os.geteuid() == 0 else None
+        self._run_as: str | None = None
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
 
     def start(self, *, timeout_s: float = 60.0) -> None:
+        self._run_as = _system_user() if os.geteuid() == 0 else None
         self._init_data_dir()
         options = ["-c", "listen_addresses=" + self.host, "-p", str(self.port)]
         options += ["-k", str(self.data_dir)]  # The Unix socket stays inside the data dir.
