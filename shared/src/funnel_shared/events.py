@@ -25,8 +25,11 @@ __all__ = [
     "ScreenMessage",
     "SegmentMessage",
     "SegmentMessageBase",
+    "StageBlocked",
     "StageChanged",
+    "StageOutput",
     "TrackMessage",
+    "stage_blocked_id",
     "stage_change_id",
 ]
 
@@ -169,6 +172,36 @@ class StageChanged(_Wire):
     event_time: AwareDatetime
     processed_at: AwareDatetime
     traits: JsonObject = Field(default_factory=dict)
+
+
+def stage_blocked_id(*, funnel: str, contact_id: str, message_id: str, attempted_stage: str) -> str:
+    """Deterministic id of a refused skip, distinct from any stage-change id."""
+    name = "\x1f".join(("blocked", funnel, contact_id, message_id, attempted_stage))
+    return str(uuid.uuid5(STAGE_CHANGED_NAMESPACE, name))
+
+
+class StageBlocked(_Wire):
+    """A strict funnel refused a skip: a value on ``funnel.stage-changed.v1``.
+
+    The contact stays where it is; the attempt is recorded so that reports can
+    show where contacts try to jump ahead.
+    """
+
+    kind: Literal["stage_blocked"] = "stage_blocked"
+    id: str = Field(description="Deterministic: funnel, contact, messageId, attempted stage.")
+    funnel: str
+    funnel_version: str
+    contact_id: str
+    current_stage: str | None = Field(description="Where the contact stays; None if not yet in it.")
+    attempted_stage: str
+    rule_id: str
+    cause_message_id: str
+    event_time: AwareDatetime
+    processed_at: AwareDatetime
+
+
+# What the stage engine publishes on funnel.stage-changed.v1, told apart by ``kind``.
+StageOutput = Annotated[StageChanged | StageBlocked, Field(discriminator="kind")]
 
 
 class RejectedRecord(_Wire):
