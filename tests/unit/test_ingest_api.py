@@ -99,7 +99,8 @@ def test_text_plain_body_holding_json_is_accepted(client: TestClient) -> None:
 def test_malformed_json_gets_400(client: TestClient) -> None:
     response = client.post("/v1/track", content=b"{not json", auth=(WRITE_KEY, ""))
     assert response.status_code == 400
-    assert "malformed JSON" in response.json()["detail"]
+    assert response.json()["code"] == "malformed_json"
+    assert "malformed JSON" in response.json()["message"]
 
 
 def test_invalid_message_gets_400_with_the_errors(
@@ -107,7 +108,7 @@ def test_invalid_message_gets_400_with_the_errors(
 ) -> None:
     response = client.post("/v1/track", json={"userId": "u"}, auth=(WRITE_KEY, ""))
     assert response.status_code == 400
-    assert any("event" in error for error in response.json()["detail"]["errors"])
+    assert any("event" in error for error in response.json()["errors"])
     assert publisher.sent == []
 
 
