@@ -9,26 +9,9 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from fastapi.testclient import TestClient
-from funnel_ingest.app import create_app
-from funnel_ingest.settings import IngestSettings
 from funnel_shared.events import ContactEvent
-from funnel_shared.settings import KafkaSettings, TopicSettings
-from pydantic import SecretStr
 
-WRITE_KEY = "wk-test"
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, bytes, dict[str, str]]] = []
-        self.fail_with: Exception | None = None
-
-    async def publish(
-        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append((topic, key, value, {k: v.decode() for k, v in headers}))
+from tests.ingest_fakes import WRITE_KEY, FakePublisher, make_app
 
 
 @pytest.fixture
@@ -38,13 +21,7 @@ def publisher() -> FakePublisher:
 
 @pytest.fixture
 def client(publisher: FakePublisher) -> Iterator[TestClient]:
-    app = create_app(
-        settings=IngestSettings(write_keys={"website": SecretStr(WRITE_KEY)}, retry_after_s=7),
-        kafka=KafkaSettings(),
-        topics=TopicSettings(),
-        publisher=publisher,
-    )
-    with TestClient(app) as test_client:
+    with TestClient(make_app(publisher)) as test_client:
         yield test_client
 
 
