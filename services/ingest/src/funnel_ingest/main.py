@@ -17,9 +17,7 @@ def main() -> None:
     app = create_app(settings=settings, kafka=KafkaSettings(), topics=TopicSettings())
     # Client addresses come from INGEST_TRUSTED_PROXIES alone, not uvicorn's own
     # X-Forwarded-For handling (which trusts 127.0.0.1 by default).
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False
-    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":

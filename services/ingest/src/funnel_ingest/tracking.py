@@ -14,6 +14,7 @@ from funnel_ingest.auth import authenticate
 from funnel_ingest.batch import unpack_batch
 from funnel_ingest.body import check_content_type, decode_json, inflate, read_body, too_large
 from funnel_ingest.errors import IngestError
+from funnel_ingest.normalize import is_blocked_id
 from funnel_ingest.openapi import MESSAGE_MODELS, error_responses, request_body
 from funnel_ingest.produce import publish_all
 from funnel_ingest.proxies import client_ip
@@ -179,7 +180,7 @@ def _contact_guess(original: Any) -> str | None:
         return None
     for name in ("userId", "anonymousId"):
         value = original.get(name)
-        if isinstance(value, str) and value and value.isprintable():
+        if isinstance(value, str) and not is_blocked_id(value) and value.isprintable():
             return value
     return None
 
