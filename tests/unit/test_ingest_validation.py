@@ -154,6 +154,19 @@ def test_skew_is_corrected_with_a_client_clock_an_hour_behind() -> None:
     assert event.timestamp == RECEIVED - timedelta(seconds=30)
 
 
+def test_a_skew_correction_out_of_the_calendar_is_an_invalid_message_not_a_crash() -> None:
+    outcome = _invalid(
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "E",
+            "timestamp": "0001-01-01T00:00:00Z",
+            "sentAt": "9999-12-31T00:00:00Z",
+        }
+    )
+    assert outcome.errors == ["timestamp: out of range after clock skew correction"]
+
+
 def test_original_text_keeps_unicode_and_escapes_only_what_utf8_cannot_carry() -> None:
     assert original_text({"a": "🎉"}) == '{"a": "🎉"}'
     assert original_text({"a": "\ud800"}) == '{"a": "\\ud800"}'

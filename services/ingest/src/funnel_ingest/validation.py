@@ -108,6 +108,9 @@ def check_message(
     except ValidationError as exc:
         details = exc.errors()
         return Invalid(_reason(details), [_describe(error) for error in details])
+    except OverflowError:
+        # sentAt and timestamp so far apart that the corrected time is before year 1 or after 9999.
+        return Invalid("invalid_field", ["timestamp: out of range after clock skew correction"])
     return Valid(event)
 
 
