@@ -119,3 +119,51 @@ def test_every_single_message_route_publishes_its_type(
 def test_health_endpoints_answer(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("key", ["\ud800", "wk-tést", "wk-test\u0000"])
+def test_odd_write_keys_in_the_body_are_just_unknown(client: TestClient, key: str) -> None:
+    body = json.dumps({"userId": "u", "event": "E", "writeKey": key})
+    assert client.post("/v1/track", content=body).status_code == 401
+
+
+def test_emoji_and_nul_travel_unchanged_and_lone_surrogates_get_400(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    good = json.dumps({"userId": "zoë 🎉", "event": "a\u0000b", "properties": {"🎉": "✓"}})
+    response = client.post("/v1/track", content=good.encode(), auth=(WRITE_KEY, ""))
+    assert response.status_code == 200, response.text
+    [(_, key, value, _)] = publisher.sent
+    event = ContactEvent.model_validate_json(value)
+    assert (key, event.event, event.properties) == ("zoë 🎉", "a\0b", {"🎉": "✓"})
+
+    lone = '{"userId": "u", "event": "\\ud83d"}'  # Half an emoji, escaped: valid JSON, bad text.
+    refused = client.post("/v1/track", content=lone, auth=(WRITE_KEY, ""))
+    assert refused.status_code == 400
+    assert "surrogate" in refused.json()["message"]
+    raw = b'{"userId": "u", "event": "\xed\xa0\xbd"}'  # The same, encoded raw: not UTF-8.
+    assert client.post("/v1/track", content=raw, auth=(WRITE_KEY, "")).json()["code"] == (
+        "invalid_utf8"
+    )
+    assert len(publisher.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"userId": {"id": "u"}, "event": "E"},
+        {"userId": True, "event": "E"},
+        {"userId": "u", "event": ["E"]},
+        {"userId": "u", "event": "E", "context": "web"},
+        {"userId": "u", "event": "E", "messageId": 12},
+        {"anonymousId": "", "event": "E"},
+        {"event": "E"},
+    ],
+)
+def test_wrong_field_types_and_missing_ids_get_400(
+    client: TestClient, publisher: FakePublisher, body: dict[str, Any]
+) -> None:
+    response = client.post("/v1/track", json=body, auth=(WRITE_KEY, ""))
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"]
+    assert publisher.sent == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Annotated, Any
 
@@ -90,7 +91,12 @@ class IngestSettings(BaseSettings):
         return value
 
     def source_for_key(self, write_key: str) -> str | None:
+        """The source a write key belongs to. Compared in constant time, every key."""
+        presented = write_key.encode("utf-8", "surrogatepass")
+        found = None
         for source, key in self.write_keys.items():
-            if key.get_secret_value() == write_key:
-                return source
-        return None
+            if hmac.compare_digest(
+                key.get_secret_value().encode("utf-8", "surrogatepass"), presented
+            ):
+                found = source
+        return found
