@@ -14,7 +14,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -98,9 +98,14 @@ class Stream:
                 await asyncio.sleep(0.02)
 
 
-async def _until(condition: object, timeout_s: float, what: str) -> None:
+async def _readyz(url: str) -> int:
+    async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT_S) as client:
+        return (await client.get("/readyz")).status_code
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
@@ -124,10 +129,11 @@ def _read_ids(bootstrap: str, topic: str, wanted: set[str], timeout_s: float) ->
             message = consumer.poll(0.5)
             if message is None:
                 continue
-            if message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise RuntimeError(str(message.error()))
+                raise RuntimeError(str(error))
             seen.append(ContactEvent.model_validate_json(message.value() or b"").message_id)
     finally:
         consumer.close()
@@ -158,16 +164,19 @@ async def test_during_a_broker_outage_2xx_means_stored_and_everything_else_is_50
             try:
                 refused_before = len(stream.refused)
                 await _until(lambda: len(stream.refused) >= refused_before + 6, 60, "503s")
+                ready_during = await _readyz(url)
             finally:
                 os.kill(broker_pid, signal.SIGCONT)
             accepted_at_resume = len(stream.ok)
             await _until(
                 lambda: len(stream.ok) >= accepted_at_resume + 15, 90, "acceptance after recovery"
             )
+            ready_after = await _readyz(url)
         finally:
             stream.stopping.set()
             await asyncio.gather(*senders)
 
+    assert (ready_during, ready_after) == (503, 200)
     assert stream.hung == [], "a request hung past the produce timeout"
     assert {answer.status_code for answer in stream.refused} == {503}
     assert all(answer.headers["Retry-After"] == "1" for answer in stream.refused)

@@ -173,7 +173,7 @@ def test_original_text_keeps_unicode_and_escapes_only_what_utf8_cannot_carry() -
 
 
 def test_batch_context_and_integrations_merge_into_items_whose_own_values_win() -> None:
-    body = {
+    body: dict[str, Any] = {
         "batch": [
             {"type": "track", "context": {"page": {"url": "/a"}, "locale": "fr"}},
             {"type": "identify", "integrations": {"All": True}},
