@@ -167,3 +167,11 @@ def test_wrong_field_types_and_missing_ids_get_400(
     assert response.status_code == 400, response.text
     assert response.json()["errors"]
     assert publisher.sent == []
+
+
+def test_a_non_basic_authorization_header_leaves_the_body_key_in_charge(
+    client: TestClient,
+) -> None:
+    body = _track(writeKey=WRITE_KEY)
+    response = client.post("/v1/track", json=body, headers={"Authorization": "Bearer x"})
+    assert response.status_code == 200

@@ -219,3 +219,16 @@ def test_a_broker_that_never_answers_gets_503_after_the_produce_timeout(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "7"
     assert publisher.sent == []
+
+
+def test_a_batch_item_with_a_lone_surrogate_is_dead_lettered_escaped(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    body = b'{"batch": [{"type": "page", "anonymousId": "a", "messageId": "m\\ud800"}]}'
+    response = client.post("/v1/batch", content=body, auth=AUTH)
+    assert response.status_code == 200
+    [rejected] = response.json()["rejected"]
+    assert rejected["messageId"] is None  # Not text: it cannot be echoed in a UTF-8 answer.
+    assert "surrogate" in rejected["errors"][0]
+    [(_, _, value, _)] = publisher.on(TOPICS.rejected)
+    assert "m\\ud800" in RejectedRecord.model_validate_json(value).original

@@ -85,7 +85,7 @@ def _plausible(message_type: str) -> st.SearchStrategy[dict[str, Any]]:
         required,
         optional={
             "anonymousId": good_ids,
-            "messageId": st.text(max_size=12),
+            "messageId": st.text(max_size=12) | st.sampled_from(["m\ud800", "🎉", "\x00"]),
             "timestamp": st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
             "sentAt": st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
             "context": objects,

@@ -40,7 +40,8 @@ async def _read_json(request: Request, services: IngestServices) -> tuple[Any, s
     """The body as JSON and the source its write key belongs to."""
     settings = services.settings
     authorization = request.headers.get("authorization")
-    if authorization:  # Refuse a wrong key before reading anything.
+    if authorization and authorization.lower().startswith("basic "):
+        # Basic auth wins over the body: refuse a wrong key before reading anything.
         authenticate(settings, authorization=authorization, body=None)
     check_content_type(request.headers.get("content-type"))
     raw = await read_body(
@@ -135,27 +136,11 @@ async def accept_batch(request: Request, services: IngestServices) -> BatchAccep
     events: list[ContactEvent] = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Invalid):
-            original = originals[index]
-            message_id = original.get("messageId") if isinstance(original, dict) else None
-            rejected.append(
-                RejectedMessage(
-                    index=index,
-                    messageId=message_id if isinstance(message_id, str) else None,
-                    errors=outcome.errors,
-                )
+            answer, dead_letter = _dead_letter(
+                index, originals[index], outcome, origin=f"{request.url.path} ({source})"
             )
-            records.append(
-                (
-                    services.topics.rejected,
-                    rejected_record(
-                        service="ingest",
-                        origin=f"{request.url.path} ({source})",
-                        key=_contact_guess(original),
-                        original=original_text(original),
-                        errors=outcome.errors,
-                    ),
-                )
-            )
+            rejected.append(answer)
+            records.append((services.topics.rejected, dead_letter))
         else:
             events.append(outcome.event)
             records.append((services.topics.contact_events, _event_record(outcome.event, source)))
@@ -172,6 +157,35 @@ async def accept_batch(request: Request, services: IngestServices) -> BatchAccep
         if isinstance(outcome, Invalid):
             services.metrics.rejected.labels(reason=outcome.reason).inc()
     return BatchAccepted(accepted=len(events), rejected=rejected)
+
+
+def _dead_letter(
+    index: int, original: Any, outcome: Invalid, *, origin: str
+) -> tuple[RejectedMessage, OutboundRecord]:
+    """What the client is told about an invalid batch item, and what goes to the rejected topic."""
+    message_id = original.get("messageId") if isinstance(original, dict) else None
+    answer = RejectedMessage(
+        index=index,
+        messageId=message_id if isinstance(message_id, str) and _is_text(message_id) else None,
+        errors=outcome.errors,
+    )
+    record = rejected_record(
+        service="ingest",
+        origin=origin,
+        key=_contact_guess(original),
+        original=original_text(original),
+        errors=outcome.errors,
+    )
+    return answer, record
+
+
+def _is_text(value: str) -> bool:
+    """False for strings holding lone surrogates, which no UTF-8 answer can carry."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _contact_guess(original: Any) -> str | None:
