@@ -232,3 +232,14 @@ def test_a_batch_item_with_a_lone_surrogate_is_dead_lettered_escaped(
     assert "surrogate" in rejected["errors"][0]
     [(_, _, value, _)] = publisher.on(TOPICS.rejected)
     assert "m\\ud800" in RejectedRecord.model_validate_json(value).original
+
+
+@pytest.mark.parametrize("depth", [100, 900, 5000])
+def test_deeply_nested_json_gets_400_not_a_crash(client: TestClient, depth: int) -> None:
+    nested = b"[" * depth + b"]" * depth
+    body = (
+        b'{"batch": [{"type": "page", "anonymousId": "a", "properties": {"x": ' + nested + b"}}]}"
+    )
+    response = client.post("/v1/batch", content=body, auth=AUTH)
+    assert response.status_code == 400
+    assert response.json()["code"] in ("too_deep", "malformed_json")

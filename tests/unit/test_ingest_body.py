@@ -8,7 +8,7 @@ import zlib
 from collections.abc import AsyncIterator
 
 import pytest
-from funnel_ingest.body import check_content_type, decode_json, inflate, read_body
+from funnel_ingest.body import MAX_JSON_DEPTH, check_content_type, decode_json, inflate, read_body
 from funnel_ingest.errors import IngestError
 
 
@@ -112,6 +112,17 @@ def test_bodies_that_are_not_strict_utf8_json_get_400(body: bytes, code: str) ->
     with pytest.raises(IngestError) as caught:
         decode_json(body)
     assert (caught.value.status, caught.value.code) == (400, code)
+
+
+def test_json_nested_up_to_the_depth_limit_is_accepted_and_deeper_gets_400() -> None:
+    def nested(depth: int) -> bytes:
+        return b"[" * depth + b"]" * depth
+
+    assert decode_json(nested(MAX_JSON_DEPTH)) is not None
+    for depth in (MAX_JSON_DEPTH + 1, 900):  # 900: under Python's recursion limit when parsing.
+        with pytest.raises(IngestError) as caught:
+            decode_json(nested(depth))
+        assert (caught.value.status, caught.value.code) == (400, "too_deep")
 
 
 def test_unicode_edge_cases_decode_as_sent() -> None:

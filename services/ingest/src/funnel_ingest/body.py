@@ -15,8 +15,18 @@ from typing import Any
 
 from funnel_ingest.errors import IngestError
 
-__all__ = ["check_content_type", "decode_json", "inflate", "read_body", "too_large"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "check_content_type",
+    "decode_json",
+    "inflate",
+    "read_body",
+    "too_large",
+]
 
+# Deeper JSON is refused: nothing real nests this far, and deep nesting exhausts the
+# recursion of every JSON encoder and validator downstream.
+MAX_JSON_DEPTH = 64
 # Browsers send text/plain so that a cross-origin post needs no preflight.
 ACCEPTED_CONTENT_TYPES = frozenset({"application/json", "text/plain"})
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS  # Auto-detect the gzip or zlib header.
@@ -98,7 +108,23 @@ def decode_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise IngestError(400, "invalid_utf8", f"body is not valid UTF-8: {exc}") from exc
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and integers with too many digits.
         raise IngestError(400, "malformed_json", f"malformed JSON: {exc}") from exc
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise IngestError(400, "too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True if objects and arrays nest more than ``limit`` levels. Iterative, not recursive."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
