@@ -52,6 +52,11 @@ def test_the_route_type_wins_over_the_body_type() -> None:
     assert _valid({"type": "track", "userId": "u"}, message_type="identify").type == "identify"
 
 
+def test_null_objects_count_as_absent() -> None:
+    event = _valid({"type": "track", "userId": "u", "event": "E", "context": None, "traits": None})
+    assert event.traits == {} and event.context == {"ip": "203.0.113.9"}
+
+
 def test_the_write_key_is_not_forwarded() -> None:
     event = _valid({"type": "identify", "userId": "u", "writeKey": "secret"})
     assert "writeKey" not in event.model_dump_json()

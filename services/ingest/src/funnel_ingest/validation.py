@@ -30,6 +30,7 @@ __all__ = [
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 # Segment accepts numeric ids and stores them as strings.
 _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+_OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
 _message_adapter: TypeAdapter[Any] = TypeAdapter(SegmentMessage)
 
 
@@ -83,7 +84,12 @@ def check_message(
         return Invalid("invalid_unicode", ["the message holds a lone surrogate, not valid Unicode"])
     if size > max_bytes:
         return Invalid("too_large", [f"the message is {size} bytes, over the {max_bytes} limit"])
-    body = {key: value for key, value in raw.items() if key != "writeKey"}
+    # A null object is an absent one, as SDKs that serialize empty fields send them.
+    body = {
+        key: value
+        for key, value in raw.items()
+        if key != "writeKey" and not (key in _OBJECT_FIELDS and value is None)
+    }
     for name in _ID_FIELDS:
         if isinstance(body.get(name), int | float) and not isinstance(body[name], bool):
             body[name] = _number_text(body[name])
