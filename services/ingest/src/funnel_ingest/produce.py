@@ -16,7 +16,13 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from funnel_shared.kafka import AiokafkaPublisher, OutboundRecord, Publisher, publish
+from funnel_shared.kafka import (
+    AiokafkaPublisher,
+    OutboundRecord,
+    Publisher,
+    producer_kwargs,
+    publish,
+)
 from funnel_shared.settings import KafkaSettings
 
 from funnel_ingest.errors import IngestError
@@ -58,8 +64,6 @@ class ProducerHandle:
     async def open(self) -> None:
         if self._started or self._kafka is None:
             return
-        from funnel_shared.kafka import producer_kwargs
-
         self._producer = AIOKafkaProducer(**producer_kwargs(self._kafka, client_id="ingest"))
         self._publisher = AiokafkaPublisher(self._producer)
         try:
