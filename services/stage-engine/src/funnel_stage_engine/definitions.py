@@ -121,6 +121,7 @@ class Funnel:
 
     definition: FunnelDefinition
     version: str
+    source: Path | None = None  # The file it came from, for messages.
 
     @property
     def name(self) -> str:
@@ -150,7 +151,8 @@ def parse_funnel(content: bytes, *, path: Path) -> Funnel:
         definition = FunnelDefinition.model_validate(data)
     except ValidationError as exc:
         raise FunnelDefinitionError(path, _validation_problems(exc, data)) from exc
-    return Funnel(definition=definition, version=hashlib.sha256(content).hexdigest()[:12])
+    version = hashlib.sha256(content).hexdigest()[:12]
+    return Funnel(definition=definition, version=version, source=path)
 
 
 def check_funnels(

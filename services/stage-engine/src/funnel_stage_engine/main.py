@@ -8,10 +8,13 @@ import faust
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from funnel_stage_engine.app import create_app
+from funnel_stage_engine.check import run_check
 from funnel_stage_engine.settings import StageEngineSettings
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:
+        sys.exit(run_check(sys.argv[2:]))
     settings = StageEngineSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings=settings, kafka=KafkaSettings(), topics=TopicSettings())
