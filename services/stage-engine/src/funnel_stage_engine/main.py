@@ -8,6 +8,7 @@ import faust
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from funnel_stage_engine.app import create_app
+from funnel_stage_engine.check import run_check
 from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
 from funnel_stage_engine.settings import StageEngineSettings
 
@@ -15,6 +16,8 @@ EX_CONFIG = 78  # sysexits.h: configuration error
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:
+        sys.exit(run_check(sys.argv[2:]))
     settings = StageEngineSettings()
     try:
         funnels = load_funnels(settings.funnels_dir)
