@@ -109,3 +109,55 @@ def test_redelivering_a_whole_sequence_changes_nothing(sequence: list[ContactEve
     again, outputs = drive(FUNNELS, sequence, state=state)
     assert outputs == []
     assert again == state
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=10,
+)
+json_objects = st.dictionaries(
+    st.sampled_from(["email", "page", "traits", "price", "path", "x.y", ""]),
+    json_values,
+    max_size=4,
+)
+
+
+@settings(max_examples=75, deadline=None)
+@given(
+    kind=st.sampled_from(["track", "identify", "page", "screen", "group", "alias"]),
+    properties=json_objects,
+    context=json_objects,
+    traits=json_objects,
+)
+def test_any_json_in_an_event_is_evaluated_without_error(
+    kind: str, properties: dict[str, Any], context: dict[str, Any], traits: dict[str, Any]
+) -> None:
+    conditions = funnel(
+        """
+name: conditions
+stages: [a, b]
+rules:
+  - id: many
+    to: b
+    match:
+      properties: {price: {gt: 1}, path: {prefix: /p}, x.y: {contains: 1}, email: {in: [1, a]}}
+      context: {page.path: {prefix: /pricing}, traits.email: {exists: true}}
+      traits: {email: {contains: "@"}}
+  - {id: any, to: a, match: {}}
+"""
+    )
+    event = contact_event(
+        kind,
+        event="Order Completed",
+        groupId="g-1",
+        previousId="p-1",
+        properties=properties,
+        context=context,
+        traits=traits,
+    )
+    result = evaluate(
+        ContactState(), event, funnels=[*FUNNELS, conditions], processed_at=PROCESSED_AT
+    )
+    assert ContactState.from_json(result.state.to_json()) == result.state
