@@ -18,9 +18,7 @@ from funnel_stage_engine.definitions import check_funnels
 __all__ = ["run_check"]
 
 
-def run_check(
-    argv: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
+def run_check(argv: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the ``check`` subcommand with its arguments (after ``check``); the exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
