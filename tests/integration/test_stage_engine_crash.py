@@ -180,4 +180,3 @@ async def test_killing_the_worker_mid_stream_loses_no_transition_and_never_chang
     assert not unexpected, f"{len(unexpected)} unexpected, e.g. {sorted(unexpected)[:3]}"
     assert all(ids == {expected[key]} for key, ids in ids_by_transition.items())
     assert len(outputs) >= len(expected)  # Duplicates (same id) are allowed.
-    print("DIAG", processed_at_kill, len(expected), len(outputs))

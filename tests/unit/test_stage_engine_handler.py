@@ -91,8 +91,10 @@ async def test_stage_changes_are_published_before_the_contact_state_is_stored() 
     topic, key, _, headers = publisher.sent[lead.index(change)]
     assert (topic, key) == (TOPICS.stage_changed, "c-1")
     assert (headers["ce_id"], headers["ce_type"]) == (change.id, "funnel.stage_changed")
-    assert _sample(handler, "funnel_stage_engine_stage_changes_total", funnel="lifecycle",
-                   to_stage="lead") == 1  # fmt: skip
+    changes = _sample(
+        handler, "funnel_stage_engine_stage_changes_total", funnel="lifecycle", to_stage="lead"
+    )
+    assert changes == 1
     assert _sample(handler, "funnel_stage_engine_events_processed_total", outcome="changed") == 1
 
 
@@ -108,7 +110,7 @@ async def test_a_failed_publish_propagates_and_leaves_the_state_untouched() -> N
 
 
 async def test_a_replayed_event_publishes_nothing_the_second_time() -> None:
-    handler, states, publisher = _handler()
+    handler, _, publisher = _handler()
     value = contact_event("c-1", "track", "Signed Up").model_dump_json().encode()
     await handler.handle(key=b"c-1", value=value)
     published = len(publisher.sent)
@@ -130,7 +132,7 @@ async def test_an_undecodable_record_is_dead_lettered_with_the_reason() -> None:
         "c-1",
         TOPICS.contact_events,
     )
-    assert rejected.original == "\ufffd not json" or "not json" in rejected.original
+    assert rejected.original == "\\xff not json"
     assert "ValidationError" in rejected.errors[0]
     assert headers["ce_type"] == "funnel.rejected.v1"
     assert states.data == {}
@@ -152,9 +154,7 @@ async def test_an_event_that_makes_evaluation_fail_is_dead_lettered_and_stores_n
         "ZeroDivisionError: a rule divided by zero"
     ]
     assert states.data == {}
-    assert (
-        _sample(handler, "funnel_stage_engine_rejected_total", reason="evaluation_failed") == 1
-    )
+    assert _sample(handler, "funnel_stage_engine_rejected_total", reason="evaluation_failed") == 1
 
 
 class _PendingTopic:
