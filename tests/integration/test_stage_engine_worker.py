@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
+import urllib.request
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from funnel_shared.events import (
 )
 from funnel_shared.settings import KafkaSettings
 from funnel_stage_engine.definitions import load_funnels
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import TypeAdapter
 
 from tests.contact_events import START, contact_event, produce
@@ -130,6 +133,36 @@ async def test_a_scripted_journey_produces_exactly_the_expected_stage_changes_in
             )
     last = outputs[-1]
     assert isinstance(last, StageChanged) and last.furthest_stage == "advocate"
+    await asyncio.to_thread(_assert_metrics, worker.url + "/metrics")
+
+
+def _scrape(url: str) -> tuple[set[str], dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        families = list(text_string_to_metric_families(response.read().decode()))
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families
+        for sample in family.samples
+    }
+    return {family.name for family in families}, values
+
+
+def _assert_metrics(url: str) -> None:
+    processed = "funnel_stage_engine_events_processed_total"
+    # The counters move right after the acks that made the records visible: allow a moment.
+    deadline = time.monotonic() + 10
+    families, values = _scrape(url)
+    while values.get((processed, (("outcome", "changed"),))) != 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        families, values = _scrape(url)
+    changes = "funnel_stage_engine_stage_changes_total"
+    assert values[(changes, (("funnel", "journey"), ("to_stage", "advocate")))] == 1
+    assert values[(changes, (("funnel", "steps"), ("to_stage", "demoed")))] == 1
+    blocked = "funnel_stage_engine_stage_blocked_total"
+    assert values[(blocked, (("attempted_stage", "ordered"), ("funnel", "steps")))] == 1
+    assert values[(processed, (("outcome", "changed"),))] == 6
+    assert "funnel_stage_engine_consumer_lag" in families
 
 
 def _summary(
