@@ -43,7 +43,8 @@ class StageEngineMetrics:
         self.registry = CollectorRegistry()
         self.events_processed = Counter(
             "funnel_stage_engine_events_processed",
-            "Contact events handled, by outcome (changed, unchanged, rejected).",
+            "Contact events handled: changed (a stage moved), unchanged (also duplicates and"
+            " refused skips), rejected (dead-lettered).",
             ["outcome"],
             registry=self.registry,
         )
