@@ -59,13 +59,21 @@ def test_the_dedupe_window_is_bounded_per_contact() -> None:
 
 
 def test_every_event_is_evaluated_against_every_funnel() -> None:
-    state, outputs = drive(load_funnels(), [track("Order Completed")])
-    assert {(o.funnel, type(o).__name__) for o in outputs} == {
-        ("lifecycle", "StageChanged"),
-        ("aida", "StageChanged"),
-        ("hourglass", "StageBlocked"),
+    state, outputs = drive(
+        load_funnels(),
+        [
+            track("Opportunity Created", message_id="m-1"),
+            track("Order Completed", message_id="m-2"),
+        ],
+    )
+    assert {(o.funnel, type(o).__name__, o.cause_message_id) for o in outputs} == {
+        ("lifecycle", "StageChanged", "m-1"),
+        ("hourglass", "StageChanged", "m-1"),
+        ("lifecycle", "StageChanged", "m-2"),
+        ("aida", "StageChanged", "m-2"),
+        ("hourglass", "StageBlocked", "m-2"),
     }
-    assert set(state.funnels) == {"lifecycle", "aida"}
+    assert set(state.funnels) == {"lifecycle", "aida", "hourglass"}
 
 
 def test_funnels_move_independently_of_each_other() -> None:

@@ -49,8 +49,10 @@ def test_strict_funnel_refuses_to_skip_a_step_and_records_the_attempt() -> None:
 
 def test_strict_funnel_is_entered_only_at_its_first_stage() -> None:
     state, outputs = drive([STRICT], [track("Two")])
-    assert blocked(outputs, "steps") == [(None, "two")]
+    assert outputs == []
     assert "steps" not in state.funnels
+    state, outputs = drive([STRICT], [track("Two"), track("One")])
+    assert moves(outputs, "steps") == [(None, "one")]
 
 
 def test_strict_funnel_moves_one_step_at_a_time() -> None:

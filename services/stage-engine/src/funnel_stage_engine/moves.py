@@ -4,8 +4,8 @@ Rules are tried in file order. Every matching counted rule records the event
 time first, so counts never depend on which rule wins. Then the first rule
 that matches, has its count, applies from the current stage and is allowed by
 the ordering mode moves the contact: one move per funnel per event. In a
-strict funnel, when no rule could move the contact but one tried to skip
-ahead, the first such attempt is published as ``StageBlocked``.
+strict funnel, when no rule could move a contact already in the funnel but one
+tried to skip ahead, the first such attempt is published as ``StageBlocked``.
 
 Pure: no I/O, no clock.
 """
@@ -80,7 +80,10 @@ def verdict(definition: FunnelDefinition, rule: RuleDefinition, current: str | N
         return "move" if rule.backward else "ignore"
     if definition.ordering == "forward" or target == here + 1:
         return "move"
-    return "blocked"
+    # Strict: a contact outside the funnel enters only at the first stage. Its other
+    # events are not skips (it never started the process), so they are not recorded:
+    # otherwise every shop order would count as a blocked close in a sales funnel.
+    return "blocked" if here >= 0 else "ignore"
 
 
 def _move(
