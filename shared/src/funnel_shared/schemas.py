@@ -14,7 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from funnel_shared.events import ContactEvent, RejectedRecord, SegmentMessage, StageChanged
+from funnel_shared.events import (
+    ContactEvent,
+    FollowUpEvent,
+    FollowUpTask,
+    RejectedRecord,
+    SegmentMessage,
+    StageChanged,
+)
 
 __all__ = ["SCHEMAS", "render_schemas", "write_schemas"]
 
@@ -23,6 +30,8 @@ SCHEMAS: dict[str, Any] = {
     "contact-event.v1": ContactEvent,
     "stage-changed.v1": StageChanged,
     "rejected.v1": RejectedRecord,
+    "followup.v1": FollowUpEvent,
+    "followup-task.v1": FollowUpTask,
 }
 
 
