@@ -56,7 +56,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 receiver._handle(self)
 
             def log_message(self, format: str, *args: Any) -> None:
