@@ -11,6 +11,7 @@ import asyncio
 import base64
 import os
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False  # Hold the request until ``release()`` (or the client goes away).
+    delay_s: float = 0.0  # Think a little before answering.
 
 
 @dataclass
@@ -46,9 +48,12 @@ class Received:
 class WebhookReceiver:
     """An HTTP server on 127.0.0.1 with scripted replies (then 200 for everything)."""
 
-    def __init__(self, secret: str, script: list[Reply] | None = None) -> None:
+    def __init__(
+        self, secret: str, script: list[Reply] | None = None, default: Reply | None = None
+    ) -> None:
         self.secret = secret
         self.script = list(script or [])
+        self.default = default or Reply()
         self.requests: list[Received] = []
         self.held = threading.Event()  # Set while a request is being held.
         self._release = threading.Event()
@@ -93,11 +98,13 @@ class WebhookReceiver:
         entry = Received(headers=headers, body=body, verified=verified, status=None)
         with self._lock:
             self.requests.append(entry)
-            reply = self.script.pop(0) if self.script else Reply()
+            reply = self.script.pop(0) if self.script else self.default
         if reply.hang:
             self.held.set()
             self._release.wait(timeout=120)
             return  # Never answered: the connection closes with the handler.
+        if reply.delay_s:
+            time.sleep(reply.delay_s)
         status = reply.status if verified else 401
         request.send_response(status)
         for name, value in reply.headers.items():
