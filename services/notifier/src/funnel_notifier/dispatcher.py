@@ -79,8 +79,10 @@ class Dispatcher:
             )
         else:
             try:
+                # The hard cap: httpx times each phase, not the whole request, and
+                # the attempt must end well inside its lease.
                 outcome = await asyncio.wait_for(
-                    channel.deliver(delivery, timeout_s=timeout_s), timeout_s + 1
+                    channel.deliver(delivery, timeout_s=timeout_s), timeout_s
                 )
             except TimeoutError:
                 outcome = Outcome(ok=False, error=f"no answer within {timeout_s:g}s")

@@ -26,7 +26,7 @@ class _SaveHandler:
     def __init__(self, sink: MailSink) -> None:
         self._sink = sink
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self._sink._store(envelope.content, list(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
 
