@@ -9,26 +9,9 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from fastapi.testclient import TestClient
-from funnel_ingest.app import create_app
-from funnel_ingest.settings import IngestSettings
 from funnel_shared.events import ContactEvent
-from funnel_shared.settings import KafkaSettings, TopicSettings
-from pydantic import SecretStr
 
-WRITE_KEY = "wk-test"
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, bytes, dict[str, str]]] = []
-        self.fail_with: Exception | None = None
-
-    async def publish(
-        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append((topic, key, value, {k: v.decode() for k, v in headers}))
+from tests.ingest_fakes import WRITE_KEY, FakePublisher, make_app
 
 
 @pytest.fixture
@@ -38,13 +21,7 @@ def publisher() -> FakePublisher:
 
 @pytest.fixture
 def client(publisher: FakePublisher) -> Iterator[TestClient]:
-    app = create_app(
-        settings=IngestSettings(write_keys={"website": SecretStr(WRITE_KEY)}, retry_after_s=7),
-        kafka=KafkaSettings(),
-        topics=TopicSettings(),
-        publisher=publisher,
-    )
-    with TestClient(app) as test_client:
+    with TestClient(make_app(publisher)) as test_client:
         yield test_client
 
 
@@ -99,7 +76,8 @@ def test_text_plain_body_holding_json_is_accepted(client: TestClient) -> None:
 def test_malformed_json_gets_400(client: TestClient) -> None:
     response = client.post("/v1/track", content=b"{not json", auth=(WRITE_KEY, ""))
     assert response.status_code == 400
-    assert "malformed JSON" in response.json()["detail"]
+    assert response.json()["code"] == "malformed_json"
+    assert "malformed JSON" in response.json()["message"]
 
 
 def test_invalid_message_gets_400_with_the_errors(
@@ -107,7 +85,7 @@ def test_invalid_message_gets_400_with_the_errors(
 ) -> None:
     response = client.post("/v1/track", json={"userId": "u"}, auth=(WRITE_KEY, ""))
     assert response.status_code == 400
-    assert any("event" in error for error in response.json()["detail"]["errors"])
+    assert any("event" in error for error in response.json()["errors"])
     assert publisher.sent == []
 
 
@@ -141,3 +119,59 @@ def test_every_single_message_route_publishes_its_type(
 def test_health_endpoints_answer(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("key", ["\ud800", "wk-tést", "wk-test\u0000"])
+def test_odd_write_keys_in_the_body_are_just_unknown(client: TestClient, key: str) -> None:
+    body = json.dumps({"userId": "u", "event": "E", "writeKey": key})
+    assert client.post("/v1/track", content=body).status_code == 401
+
+
+def test_emoji_and_nul_travel_unchanged_and_lone_surrogates_get_400(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    good = json.dumps({"userId": "zoë 🎉", "event": "a\u0000b", "properties": {"🎉": "✓"}})
+    response = client.post("/v1/track", content=good.encode(), auth=(WRITE_KEY, ""))
+    assert response.status_code == 200, response.text
+    [(_, key, value, _)] = publisher.sent
+    event = ContactEvent.model_validate_json(value)
+    assert (key, event.event, event.properties) == ("zoë 🎉", "a\0b", {"🎉": "✓"})
+
+    lone = '{"userId": "u", "event": "\\ud83d"}'  # Half an emoji, escaped: valid JSON, bad text.
+    refused = client.post("/v1/track", content=lone, auth=(WRITE_KEY, ""))
+    assert refused.status_code == 400
+    assert "surrogate" in refused.json()["message"]
+    raw = b'{"userId": "u", "event": "\xed\xa0\xbd"}'  # The same, encoded raw: not UTF-8.
+    assert client.post("/v1/track", content=raw, auth=(WRITE_KEY, "")).json()["code"] == (
+        "invalid_utf8"
+    )
+    assert len(publisher.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"userId": {"id": "u"}, "event": "E"},
+        {"userId": True, "event": "E"},
+        {"userId": "u", "event": ["E"]},
+        {"userId": "u", "event": "E", "context": "web"},
+        {"userId": "u", "event": "E", "messageId": 12},
+        {"anonymousId": "", "event": "E"},
+        {"event": "E"},
+    ],
+)
+def test_wrong_field_types_and_missing_ids_get_400(
+    client: TestClient, publisher: FakePublisher, body: dict[str, Any]
+) -> None:
+    response = client.post("/v1/track", json=body, auth=(WRITE_KEY, ""))
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"]
+    assert publisher.sent == []
+
+
+def test_a_non_basic_authorization_header_leaves_the_body_key_in_charge(
+    client: TestClient,
+) -> None:
+    body = _track(writeKey=WRITE_KEY)
+    response = client.post("/v1/track", json=body, headers={"Authorization": "Bearer x"})
+    assert response.status_code == 200

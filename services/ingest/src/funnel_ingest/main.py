@@ -15,7 +15,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = IngestSettings()
     app = create_app(settings=settings, kafka=KafkaSettings(), topics=TopicSettings())
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # Client addresses come from INGEST_TRUSTED_PROXIES alone, not uvicorn's own
+    # X-Forwarded-For handling (which trusts 127.0.0.1 by default).
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":

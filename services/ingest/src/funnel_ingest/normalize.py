@@ -6,9 +6,14 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from funnel_shared.events import ContactEvent, SegmentMessageBase
+from funnel_shared.events import BLOCKED_IDS, ContactEvent, SegmentMessageBase
 
-__all__ = ["normalize"]
+__all__ = ["is_blocked_id", "normalize"]
+
+
+def is_blocked_id(value: object) -> bool:
+    """Empty, "null", "undefined", "anonymous", "0", "-1": values that are not an id."""
+    return isinstance(value, str) and value.strip().lower() in BLOCKED_IDS
 
 
 def normalize(
@@ -24,6 +29,10 @@ def normalize(
     When ``sentAt`` is present the client's clock offset is
     ``sentAt - receivedAt``; the event time is the client's timestamp minus
     that offset, i.e. ``receivedAt - (sentAt - timestamp)``.
+
+    Raises ``pydantic.ValidationError`` when an extra field the sender made up
+    collides with a ContactEvent field of another type (e.g. ``event: 5`` on an
+    identify): the caller treats that as an invalid message.
     """
     client_time = message.timestamp or message.original_timestamp
     if client_time is None:
@@ -37,13 +46,17 @@ def normalize(
     if client_ip is not None and "ip" not in context:
         context["ip"] = client_ip
 
-    fields = message.model_dump(by_alias=False, exclude={"context", "timestamp"})
+    # By alias, so that what we set below replaces any same-named field the sender sent.
+    fields = message.model_dump(by_alias=True, exclude={"context", "timestamp"})
+    for id_field in ("userId", "anonymousId"):
+        if is_blocked_id(fields.get(id_field)):
+            fields[id_field] = None
     fields.update(
-        message_id=message.message_id or new_message_id(),
+        messageId=message.message_id or new_message_id(),
         context=context,
         timestamp=event_time,
-        original_timestamp=message.original_timestamp or message.timestamp,
-        received_at=received_at,
+        originalTimestamp=message.original_timestamp or message.timestamp,
+        receivedAt=received_at,
         source=source,
     )
     return ContactEvent.model_validate(fields)

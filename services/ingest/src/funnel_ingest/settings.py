@@ -1,11 +1,25 @@
-"""Ingest settings, from environment variables."""
+"""Ingest settings, from environment variables (prefix ``INGEST_``)."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import hmac
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["IngestSettings"]
+
+
+def _list_from_env(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string, as people write both."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class IngestSettings(BaseSettings):
@@ -24,9 +38,65 @@ class IngestSettings(BaseSettings):
         default=10.0, gt=0, description="How long to wait for the broker's ack before 503."
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with a 503.")
+    max_message_bytes: int = Field(
+        default=32 * 1024, ge=1, description="Largest single message, as JSON (Segment: 32 KB)."
+    )
+    max_request_bytes: int = Field(
+        default=500 * 1024,
+        ge=1,
+        description="Largest request body, both as sent and after gzip (Segment: 500 KB).",
+    )
+    max_batch_messages: int = Field(
+        default=2500, ge=1, description="Most messages in one batch (Segment: 2,500)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to post from a browser: '*' or a comma-separated list.",
+    )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or CIDRs of proxies whose X-Forwarded-For is believed. Empty: the"
+            " peer address is the client address."
+        ),
+    )
+    rate_limit: str | None = Field(
+        default=None,
+        description=(
+            "Requests allowed per write key, e.g. '100/second' or '1000 per minute'"
+            " (a moving window). Unset: no limit."
+        ),
+    )
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The URL browsers reach ingest at (e.g. https://track.example.com), used in the"
+            " analytics.js settings document. Unset: taken from each request."
+        ),
+    )
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _list_from_env(value)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from limits import parse
+
+        parse(value)  # Raises ValueError with a readable message.
+        return value
 
     def source_for_key(self, write_key: str) -> str | None:
+        """The source a write key belongs to. Compared in constant time, every key."""
+        presented = write_key.encode("utf-8", "surrogatepass")
+        found = None
         for source, key in self.write_keys.items():
-            if key.get_secret_value() == write_key:
-                return source
-        return None
+            if hmac.compare_digest(
+                key.get_secret_value().encode("utf-8", "surrogatepass"), presented
+            ):
+                found = source
+        return found

@@ -1,0 +1,251 @@
+"""The Segment tracking routes: single messages, batches, and the analytics.js short paths."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from funnel_shared.events import ContactEvent
+from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
+
+from funnel_ingest.api_models import Accepted, BatchAccepted, RejectedMessage
+from funnel_ingest.auth import authenticate
+from funnel_ingest.batch import unpack_batch
+from funnel_ingest.body import check_content_type, decode_json, inflate, read_body, too_large
+from funnel_ingest.errors import IngestError
+from funnel_ingest.normalize import is_blocked_id
+from funnel_ingest.openapi import MESSAGE_MODELS, error_responses, request_body
+from funnel_ingest.produce import publish_all
+from funnel_ingest.proxies import client_ip
+from funnel_ingest.services import IngestServices, Services
+from funnel_ingest.validation import Enrichment, Invalid, check_message, original_text
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["tracking"])
+
+# analytics.js posts each call to the first letter of its type, and batches to /b.
+SHORT_PATHS = {
+    "t": "track",
+    "i": "identify",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+}
+
+
+async def _read_json(request: Request, services: IngestServices) -> tuple[Any, str]:
+    """The body as JSON and the source its write key belongs to."""
+    settings = services.settings
+    authorization = request.headers.get("authorization")
+    if authorization and authorization.lower().startswith("basic "):
+        # Basic auth wins over the body: refuse a wrong key before reading anything.
+        authenticate(settings, authorization=authorization, body=None)
+    check_content_type(request.headers.get("content-type"))
+    raw = await read_body(
+        request.stream(),
+        content_length=request.headers.get("content-length"),
+        limit=settings.max_request_bytes,
+    )
+    data = inflate(
+        raw,
+        content_encoding=request.headers.get("content-encoding"),
+        limit=settings.max_request_bytes,
+    )
+    body = decode_json(data)
+    source = authenticate(settings, authorization=authorization, body=body)
+    if services.limiter is not None:
+        services.limiter.check(source)
+    return body, source
+
+
+def _enrichment(request: Request, services: IngestServices, source: str) -> Enrichment:
+    return Enrichment(
+        received_at=datetime.now(UTC),
+        source=source,
+        client_ip=client_ip(
+            request.client.host if request.client else None,
+            request.headers.getlist("x-forwarded-for"),
+            services.settings.trusted_proxies,
+        ),
+    )
+
+
+def _event_record(event: ContactEvent, source: str) -> OutboundRecord:
+    return encode_model(
+        event,
+        key=event.contact_key,
+        event_id=event.message_id,
+        event_type=f"segment.{event.type}",
+        source=f"/funnel/ingest/{source}",
+        time=event.timestamp,
+    )
+
+
+async def accept_single(message_type: str, request: Request, services: IngestServices) -> Accepted:
+    body, source = await _read_json(request, services)
+    enrichment = _enrichment(request, services, source)
+    outcome = check_message(
+        body,
+        message_type=message_type,
+        max_bytes=services.settings.max_message_bytes,
+        enrichment=enrichment,
+    )
+    if isinstance(outcome, Invalid):
+        services.metrics.rejected.labels(reason=outcome.reason).inc()
+        if outcome.reason == "too_large":
+            raise too_large(outcome.errors[0])
+        raise IngestError(400, "invalid_message", "; ".join(outcome.errors), errors=outcome.errors)
+    event = outcome.event
+    await publish_all(
+        services.producer,
+        [(services.topics.contact_events, _event_record(event, source))],
+        timeout_s=services.settings.produce_timeout_s,
+        retry_after_s=services.settings.retry_after_s,
+        metrics=services.metrics,
+    )
+    services.metrics.accepted.labels(type=event.type).inc()
+    return Accepted(messageId=event.message_id)
+
+
+async def accept_batch(request: Request, services: IngestServices) -> BatchAccepted:
+    settings = services.settings
+    body, source = await _read_json(request, services)
+    items = unpack_batch(body, max_messages=settings.max_batch_messages)
+    originals: list[Any] = body["batch"]
+    enrichment = _enrichment(request, services, source)
+    outcomes = [
+        check_message(item, max_bytes=settings.max_message_bytes, enrichment=enrichment)
+        for item in items
+    ]
+    oversized = [
+        index
+        for index, outcome in enumerate(outcomes)
+        if isinstance(outcome, Invalid) and outcome.reason == "too_large"
+    ]
+    if oversized:
+        services.metrics.rejected.labels(reason="too_large").inc(len(oversized))
+        raise too_large(
+            f"messages at index {', '.join(map(str, oversized[:20]))} are over the"
+            f" {settings.max_message_bytes} byte limit per message; nothing was accepted"
+        )
+    records: list[tuple[str, OutboundRecord]] = []
+    rejected: list[RejectedMessage] = []
+    events: list[ContactEvent] = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, Invalid):
+            answer, dead_letter = _dead_letter(
+                index, originals[index], outcome, origin=f"{request.url.path} ({source})"
+            )
+            rejected.append(answer)
+            records.append((services.topics.rejected, dead_letter))
+        else:
+            events.append(outcome.event)
+            records.append((services.topics.contact_events, _event_record(outcome.event, source)))
+    await publish_all(
+        services.producer,
+        records,
+        timeout_s=settings.produce_timeout_s,
+        retry_after_s=settings.retry_after_s,
+        metrics=services.metrics,
+    )
+    for event in events:
+        services.metrics.accepted.labels(type=event.type).inc()
+    for outcome in outcomes:
+        if isinstance(outcome, Invalid):
+            services.metrics.rejected.labels(reason=outcome.reason).inc()
+    return BatchAccepted(accepted=len(events), rejected=rejected)
+
+
+def _dead_letter(
+    index: int, original: Any, outcome: Invalid, *, origin: str
+) -> tuple[RejectedMessage, OutboundRecord]:
+    """What the client is told about an invalid batch item, and what goes to the rejected topic."""
+    message_id = original.get("messageId") if isinstance(original, dict) else None
+    answer = RejectedMessage(
+        index=index,
+        messageId=message_id if isinstance(message_id, str) and _is_text(message_id) else None,
+        errors=outcome.errors,
+    )
+    record = rejected_record(
+        service="ingest",
+        origin=origin,
+        key=_contact_guess(original),
+        original=original_text(original),
+        errors=outcome.errors,
+    )
+    return answer, record
+
+
+def _is_text(value: str) -> bool:
+    """False for strings holding lone surrogates, which no UTF-8 answer can carry."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _contact_guess(original: Any) -> str | None:
+    """The dead letter's key: the sender's userId, else anonymousId, when they are text."""
+    if not isinstance(original, dict):
+        return None
+    for name in ("userId", "anonymousId"):
+        value = original.get(name)
+        if isinstance(value, str) and not is_blocked_id(value) and value.isprintable():
+            return value
+    return None
+
+
+def _single_route(message_type: str) -> Any:
+    async def route(request: Request, services: Services) -> Accepted:
+        return await accept_single(message_type, request, services)
+
+    route.__name__ = f"post_{message_type}"
+    return route
+
+
+async def _batch_route(request: Request, services: Services) -> BatchAccepted:
+    return await accept_batch(request, services)
+
+
+for _type, _model in MESSAGE_MODELS.items():
+    router.add_api_route(
+        f"/{_type}",
+        _single_route(_type),
+        methods=["POST"],
+        response_model=Accepted,
+        responses=error_responses(),
+        summary=f"Segment {_type} call",
+        description="Answers 200 only after the broker acknowledged the message.",
+        openapi_extra=request_body(_model.__name__),
+        name=_type,
+    )
+for _short, _type in SHORT_PATHS.items():
+    router.add_api_route(
+        f"/{_short}",
+        _single_route(_type),
+        methods=["POST"],
+        response_model=Accepted,
+        responses=error_responses(),
+        summary=f"Segment {_type} call (analytics.js short path)",
+        openapi_extra=request_body(MESSAGE_MODELS[_type].__name__),
+        name=f"{_type}_short",
+    )
+for _path in ("/batch", "/import", "/b"):
+    router.add_api_route(
+        _path,
+        _batch_route,
+        methods=["POST"],
+        response_model=BatchAccepted,
+        responses=error_responses(),
+        summary="Segment batch" + (" (alias of /v1/batch)" if _path != "/batch" else ""),
+        description=(
+            "Valid messages go to the contact-events topic, invalid ones to the rejected"
+            " topic; 200 only after the broker acknowledged all of them."
+        ),
+        openapi_extra=request_body("BatchRequest"),
+        name=f"batch{_path.replace('/', '_')}",
+    )
