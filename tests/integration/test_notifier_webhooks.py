@@ -188,3 +188,23 @@ async def test_too_many_requests_with_retry_after_is_honoured(
     assert (first["status_code"], first["retry_after_s"]) == (429, 2.0)
     # The backoff alone (base 0.2 s, cap 1 s) would have retried sooner than this.
     assert (second["started_at"] - first["finished_at"]).total_seconds() >= 2.0
+
+
+async def test_a_clean_stop_finishes_the_attempt_in_flight(
+    start_notifier: StartNotifier,
+    publisher: AiokafkaPublisher,
+    topics: TopicSettings,
+    db: asyncpg.Pool,
+) -> None:
+    secret = new_secret()
+    contact = f"c-{uuid.uuid4().hex}"
+    with WebhookReceiver(secret, [Reply(delay_s=1.0)]) as receiver:
+        runtime = await start_notifier(
+            HOOK_RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret}
+        )
+        change = stage_change(contact, funnel="hourglass", to_stage="closed")
+        await publish_change(publisher, topics.stage_changed, change)
+        await eventually(lambda: len(receiver.requests) == 1, what="a request in flight")
+        await runtime.stop()
+    assert await _status(db, contact) == "sent"  # Nothing left for another process to resend.
+    assert sum(receiver.acknowledged().values()) == 1

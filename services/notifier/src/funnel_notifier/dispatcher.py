@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -36,17 +37,24 @@ class Dispatcher:
         self._settings = settings
         self._metrics = metrics
         self._draw = draw
+        self._stopping = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Finish the attempts in flight, then return from ``run``: a clean shutdown
+        leaves no attempt for another process to take over and send again."""
+        self._stopping.set()
 
     async def run(self) -> None:
-        """Poll until cancelled. A database or broker outage pauses, never stops, the loop."""
-        while True:
+        """Poll until stopped. A database or broker outage pauses, never stops, the loop."""
+        while not self._stopping.is_set():
             try:
                 busy = await self.run_once()
             except Exception as exc:
                 log.warning("dispatcher pass failed (%s: %s); retrying", type(exc).__name__, exc)
                 busy = False
             if not busy:
-                await asyncio.sleep(self._settings.poll_interval_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._settings.poll_interval_s)
 
     async def run_once(self) -> bool:
         """One pass: claim, deliver, publish events. True when it found work."""

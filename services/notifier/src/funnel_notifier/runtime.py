@@ -119,7 +119,14 @@ class Runtime:
             self.on_crash(task.exception())  # type: ignore[arg-type]
 
     async def stop(self) -> None:
-        for task in getattr(self, "tasks", []):
+        if getattr(self, "stopped", False):
+            return
+        self.stopped = True
+        tasks = getattr(self, "tasks", [])
+        if tasks:
+            self.dispatcher.request_stop()
+            await asyncio.wait(tasks[1:], timeout=self.settings.attempt_timeout_s + 5)
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
