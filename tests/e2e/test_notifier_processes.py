@@ -111,7 +111,14 @@ async def test_kill_9_before_the_commit_and_during_dispatch_loses_and_repeats_no
     dsn = notifier_env["DATABASE_URL"]
     contacts = [f"c-{uuid.uuid4().hex}" for _ in range(5)]
     with WebhookReceiver(secret, [Reply(hang=True)]) as receiver:
-        env = {**notifier_env, "HOOK_URL": receiver.url, "HOOK_SECRET": secret}
+        # A long attempt timeout: the kill must land while the attempt is still in flight,
+        # however slow the machine. The third process waits out the lease (timeout + grace).
+        env = {
+            **notifier_env,
+            "HOOK_URL": receiver.url,
+            "HOOK_SECRET": secret,
+            "NOTIFIER_ATTEMPT_TIMEOUT_S": "8",
+        }
         first = await _start(env, tmp_path / "logs", "first", processes)
 
         # 1. Consumed, not stored, not committed: the insert waits on our table lock.
