@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -18,8 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+from funnel_notifier.rules import builtin_rules_dir
 from funnel_shared.events import StageChanged
 from funnel_shared.kafka import Publisher, encode_model, publish
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -184,12 +187,8 @@ async def eventually(
     raise AssertionError(f"{what} not met within {timeout_s:g}s")
 
 
-def write_rules(directory: Any, text: str) -> None:
+def write_rules(directory: Path, text: str) -> None:
     """A rules directory with one file and the shipped templates beside it."""
-    import shutil
-
-    from funnel_notifier.rules import builtin_rules_dir
-
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "rules.yaml").write_text(text)
     shutil.copytree(builtin_rules_dir() / "templates", directory / "templates", dirs_exist_ok=True)
