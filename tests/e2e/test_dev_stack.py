@@ -64,7 +64,8 @@ def test_dev_stack_runs_an_event_end_to_end_and_ctrl_c_stops_every_child(
     tmp_path: Path,
 ) -> None:
     ports = {
-        name: free_port() for name in ("BROKER", "POSTGRES", "INGEST", "STAGE_ENGINE", "NOTIFIER")
+        name: free_port()
+        for name in ("BROKER", "POSTGRES", "INGEST", "STAGE_ENGINE", "NOTIFIER", "SMTP")
     }
     env = {
         name: value
@@ -93,13 +94,24 @@ def test_dev_stack_runs_an_event_end_to_end_and_ctrl_c_stops_every_child(
         contact = "dev-stack-user"
         response = httpx.post(
             f"http://127.0.0.1:{ports['INGEST']}/v1/track",
-            json={"userId": contact, "event": "Signed Up"},
+            json={
+                "userId": contact,
+                "event": "Signed Up",
+                "context": {"traits": {"email": "dev@example.com"}},
+            },
             auth=(DEV_WRITE_KEY, ""),
         )
         assert response.status_code == 200, response.text
         dsn = f"postgresql://postgres@127.0.0.1:{ports['POSTGRES']}/funnel"
         stored = asyncio.run(_stored_contacts(dsn, contact, timeout_s=90))
         assert stored == 1, "".join(output.lines)
+        # The welcome follow-up reaches the dev stack's SMTP sink as an .eml file.
+        mail_dir = tmp_path / "dev" / "mail"
+        deadline = time.monotonic() + 60
+        while not list(mail_dir.glob("*.eml")) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        [mail] = list(mail_dir.glob("*.eml"))
+        assert b"To: dev@example.com" in mail.read_bytes(), "".join(output.lines)
 
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=60) == 0

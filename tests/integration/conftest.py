@@ -1,11 +1,26 @@
+"""Integration fixtures: a migrated database, a producer, and in-process notifiers
+(the real runtime) against the test broker and database."""
+
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
+from funnel_notifier.main import migrate
+from funnel_notifier.runtime import Runtime
+from funnel_notifier.settings import NotifierSettings
+from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
+from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
+from pydantic import SecretStr
 
+from tests.conftest import unique
+from tests.notifier_support import write_rules
 from tests.processes import StageEngineWorker
 
 pytestmark = pytest.mark.integration
@@ -43,3 +58,69 @@ def stage_engine_worker(
     finally:
         for worker in workers:
             worker.stop()
+
+
+@pytest.fixture
+async def migrated_database(database_url: str) -> str:
+    await asyncio.to_thread(migrate, DatabaseSettings(database_url=SecretStr(database_url)))
+    return database_url
+
+
+StartNotifier = Callable[..., Awaitable[Runtime]]
+
+FAST = {
+    "poll_interval_s": 0.2,
+    "attempt_timeout_s": 2.0,
+    "claim_grace_s": 1.0,
+    "backoff_base_s": 0.2,
+    "backoff_max_s": 1.0,
+    "retry_backoff_s": 0.2,
+    "max_attempts": 4,
+}
+
+
+@pytest.fixture
+async def start_notifier(
+    kafka_settings: KafkaSettings, topics: TopicSettings, migrated_database: str, tmp_path: Path
+) -> AsyncIterator[StartNotifier]:
+    runtimes: list[Runtime] = []
+
+    async def start(rules: str, env: dict[str, str] | None = None, **overrides: Any) -> Runtime:
+        directory = tmp_path / f"rules-{len(runtimes)}"
+        write_rules(directory, rules)
+        settings = NotifierSettings(
+            group_id=unique("notifier"), rules_dir=directory, **{**FAST, **overrides}
+        )
+        runtime = Runtime(
+            settings=settings,
+            kafka=kafka_settings,
+            topics=topics,
+            database=DatabaseSettings(database_url=SecretStr(migrated_database)),
+            env=env or {},
+        )
+        runtimes.append(runtime)
+        await runtime.start()
+        return runtime
+
+    yield start
+    for runtime in reversed(runtimes):
+        await runtime.stop()
+
+
+@pytest.fixture
+async def publisher(kafka_settings: KafkaSettings) -> AsyncIterator[AiokafkaPublisher]:
+    producer = AIOKafkaProducer(**producer_kwargs(kafka_settings, client_id="test"))
+    await producer.start()
+    try:
+        yield AiokafkaPublisher(producer)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+async def db(migrated_database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(migrated_database, min_size=1, max_size=3)
+    try:
+        yield pool
+    finally:
+        await pool.close()

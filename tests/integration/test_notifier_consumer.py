@@ -55,12 +55,6 @@ async def _wait_for(predicate: object, *, timeout_s: float = 60) -> None:
     raise AssertionError("condition not met in time")
 
 
-@pytest.fixture
-async def migrated_database(database_url: str) -> str:
-    await asyncio.to_thread(migrate, DatabaseSettings(database_url=SecretStr(database_url)))
-    return database_url
-
-
 async def test_migrations_are_idempotent(migrated_database: str) -> None:
     await asyncio.to_thread(migrate, DatabaseSettings(database_url=SecretStr(migrated_database)))
     connection = await asyncpg.connect(migrated_database)
@@ -68,7 +62,7 @@ async def test_migrations_are_idempotent(migrated_database: str) -> None:
         version = await connection.fetchval("SELECT version_num FROM alembic_version_notifier")
     finally:
         await connection.close()
-    assert version == "0001"
+    assert version == "0002"
 
 
 async def test_redelivered_stage_change_is_stored_once_and_garbage_is_dead_lettered(

@@ -16,6 +16,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from funnel_shared.events import (
     ContactEvent,
+    FollowUpEvent,
+    FollowUpTask,
     RejectedRecord,
     SegmentMessage,
     StageBlocked,
@@ -30,6 +32,8 @@ SCHEMAS: dict[str, Any] = {
     "stage-changed.v1": StageChanged,
     "stage-blocked.v1": StageBlocked,
     "rejected.v1": RejectedRecord,
+    "followup.v1": FollowUpEvent,
+    "followup-task.v1": FollowUpTask,
 }
 
 

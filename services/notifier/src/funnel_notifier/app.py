@@ -1,25 +1,21 @@
-"""The notifier process: an HTTP app whose lifespan runs the stage-change consumer."""
+"""The notifier process: an HTTP app whose lifespan runs the consumer and the dispatcher."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from funnel_shared.kafka import AiokafkaPublisher, consumer_kwargs, producer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from funnel_notifier.consumer import StageChangeConsumer
+from funnel_notifier.admin import router as admin_router
+from funnel_notifier.runtime import Runtime
 from funnel_notifier.settings import NotifierSettings
-from funnel_notifier.store import PostgresStageChangeStore
 
 __all__ = ["create_app"]
 
@@ -33,39 +29,22 @@ def create_app(
     topics: TopicSettings,
     database: DatabaseSettings,
 ) -> FastAPI:
+    runtime = Runtime(
+        settings=settings, kafka=kafka, topics=topics, database=database, on_crash=_crash_loudly
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(database.dsn, min_size=1, max_size=5)
-        producer = AIOKafkaProducer(**producer_kwargs(kafka, client_id="notifier"))
-        consumer = AIOKafkaConsumer(
-            topics.stage_changed,
-            **consumer_kwargs(kafka, client_id="notifier", group_id=settings.group_id),
-        )
-        await producer.start()
-        await consumer.start()
-        store = PostgresStageChangeStore(pool)
-        worker = StageChangeConsumer(
-            consumer=consumer,
-            store=store,
-            publisher=AiokafkaPublisher(producer),
-            rejected_topic=topics.rejected,
-            retry_backoff_s=settings.retry_backoff_s,
-        )
-        app.state.store = store
-        app.state.worker = worker
-        task = asyncio.create_task(worker.run(), name="stage-change-consumer")
-        task.add_done_callback(_crash_loudly)
         try:
+            await runtime.start()
+            app.state.pool = runtime.pool
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await consumer.stop()
-            await producer.stop()
-            await pool.close()
+            await runtime.stop()
 
     app = FastAPI(title="Funnel notifier", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(admin_router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -73,20 +52,20 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        try:
-            await asyncio.wait_for(request.app.state.store.ping(), timeout=5)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            return JSONResponse({"status": "database unreachable"}, status_code=503)
-        if not request.app.state.worker.assigned:
-            return JSONResponse({"status": "joining consumer group"}, status_code=503)
+        problem = await runtime.ready()
+        if problem is not None:
+            return JSONResponse({"status": problem}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
-def _crash_loudly(task: asyncio.Task[None]) -> None:
-    # A consumer loop that dies must not leave a process that looks healthy:
-    # stop the server so the supervisor (or the orchestrator) restarts it.
-    if not task.cancelled() and task.exception() is not None:
-        log.critical("stage-change consumer stopped", exc_info=task.exception())
-        os.kill(os.getpid(), signal.SIGTERM)
+def _crash_loudly(exc: BaseException) -> None:
+    # A loop that dies must not leave a process that looks healthy: stop the
+    # server so the supervisor (or the orchestrator) restarts it.
+    log.critical("notifier loop stopped", exc_info=exc)
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,4 +1,10 @@
-"""Consume stage changes and store them; commit offsets only after the rows are stored."""
+"""Consume the stage-changed topic and schedule follow-ups; commit offsets only after storing.
+
+A record and everything it schedules are stored in one transaction. A crash
+between storing and committing re-delivers the record, and the unique key on
+(stage change id, rule id) absorbs the duplicate. A database error rewinds the
+partition to the first unstored record, so nothing past it is committed.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from funnel_shared.events import StageChanged
 from funnel_shared.kafka import Publisher, publish, rejected_record
-from pydantic import ValidationError
 
+from funnel_notifier.metrics import NotifierMetrics
+from funnel_notifier.rules import LoadedRule
 from funnel_notifier.store import StageChangeStore
+from funnel_notifier.triggers import Ignored, Invalid, decode, plan_followups
 
 __all__ = ["StageChangeConsumer"]
 
@@ -27,12 +34,17 @@ class StageChangeConsumer:
         publisher: Publisher,
         rejected_topic: str,
         retry_backoff_s: float,
+        rules: list[LoadedRule] | None = None,
+        metrics: NotifierMetrics | None = None,
     ) -> None:
         self._consumer = consumer
         self._store = store
         self._publisher = publisher
         self._rejected_topic = rejected_topic
         self._retry_backoff_s = retry_backoff_s
+        self._rules = rules or []
+        self._metrics = metrics or NotifierMetrics()
+        self.store_failures = 0  # Seen by tests and logs: how often storing was refused.
 
     @property
     def assigned(self) -> bool:
@@ -53,6 +65,7 @@ class StageChangeConsumer:
         except Exception as exc:
             # Nothing past the last stored record is committed: rewind and retry
             # it after a pause rather than lose it.
+            self.store_failures += 1
             failed = records[done]
             log.warning("storing offset %s of %s failed (%s); retrying", failed.offset, tp, exc)
             self._consumer.seek(tp, failed.offset)
@@ -61,27 +74,42 @@ class StageChangeConsumer:
             await self._consumer.commit({tp: records[done - 1].offset + 1})
 
     async def _handle(self, record: Any) -> None:
-        try:
-            change = StageChanged.model_validate_json(record.value)
-        except ValidationError as exc:
-            await publish(
-                self._publisher,
-                self._rejected_topic,
-                rejected_record(
-                    service="notifier",
-                    origin=record.topic,
-                    key=record.key.decode("utf-8", "backslashreplace") if record.key else None,
-                    original=record.value,
-                    errors=[str(error["msg"]) for error in exc.errors()],
-                ),
-            )
+        decoded = decode(record.value)
+        if isinstance(decoded, Invalid):
+            await self._reject(record, decoded.errors)
             return
-        stored = await self._store.record(change)
+        if isinstance(decoded, Ignored):
+            self._metrics.ignored.labels(decoded.kind).inc()
+            if not decoded.known:
+                log.info(
+                    "skipping offset %s of %s: kind %r is unknown to this version",
+                    record.offset,
+                    record.topic,
+                    decoded.kind,
+                )
+            return
+        trigger = decoded.trigger
+        scheduled = await self._store.record(trigger, plan_followups(trigger, self._rules))
+        self._metrics.followups.labels("scheduled").inc(len(scheduled))
         log.info(
-            "stage change %s %s: %s %s -> %s",
-            change.id,
-            "stored" if stored else "already stored",
-            change.funnel,
-            change.from_stage,
-            change.to_stage,
+            "%s %s: %s/%s %s, %d follow-up(s) scheduled",
+            trigger.type,
+            trigger.source_id,
+            trigger.funnel,
+            trigger.stage,
+            trigger.contact_id,
+            len(scheduled),
+        )
+
+    async def _reject(self, record: Any, errors: list[str]) -> None:
+        await publish(
+            self._publisher,
+            self._rejected_topic,
+            rejected_record(
+                service="notifier",
+                origin=record.topic,
+                key=record.key.decode("utf-8", "backslashreplace") if record.key else None,
+                original=record.value or b"",
+                errors=errors,
+            ),
         )

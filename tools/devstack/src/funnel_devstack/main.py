@@ -27,6 +27,7 @@ from funnel_shared.kafka import ensure_topics
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from funnel_devstack.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
+from funnel_devstack.mailsink import MailSink
 from funnel_devstack.postgres import POSTGRES_BIN_PATH, EmbeddedPostgres
 from funnel_devstack.processes import die_with_parent, stop_process
 from funnel_devstack.services import ServiceSpec, service_specs, wait_until_ready
@@ -88,7 +89,7 @@ def up(settings: DevSettings) -> int:
             )
             processes = [_spawn(spec, stack) for spec in specs]
             wait_until_ready(specs, processes)
-            _banner(specs)
+            _banner(specs, data_dir)
             return _watch(specs, processes)
         except Shutdown:
             _say("stopping")
@@ -122,6 +123,15 @@ def _start_backends(settings: DevSettings, data_dir: Path, stack: ExitStack) -> 
         postgres.start()
         stack.callback(_stop, "postgres", postgres.stop)
         os.environ["DATABASE_URL"] = postgres.create_database(settings.database)
+    if "NOTIFIER_SMTP_HOST" in os.environ:
+        _say(f"the notifier sends mail through {os.environ['NOTIFIER_SMTP_HOST']}")
+    else:
+        sink = MailSink(directory=data_dir / "mail", port=settings.smtp_port)
+        _say(f"starting the SMTP sink on 127.0.0.1:{settings.smtp_port}, mail in {sink.directory}")
+        sink.start()
+        stack.callback(_stop, "smtp sink", sink.stop)
+        os.environ["NOTIFIER_SMTP_HOST"] = sink.host
+        os.environ["NOTIFIER_SMTP_PORT"] = str(sink.port)
 
 
 def _spawn(spec: ServiceSpec, stack: ExitStack) -> subprocess.Popen[bytes]:
@@ -149,7 +159,7 @@ def _relay(name: str, stream: object) -> None:
         sys.stdout.flush()
 
 
-def _banner(specs: list[ServiceSpec]) -> None:
+def _banner(specs: list[ServiceSpec], data_dir: Path) -> None:
     urls = {spec.name: spec.url for spec in specs}
     write_key = DEV_WRITE_KEY if "INGEST_WRITE_KEYS" not in os.environ else "<your write key>"
     print(
@@ -162,12 +172,16 @@ Funnel is up.
 
 Send a sign-up (write key "{write_key}"):
   curl -u {write_key}: -H 'Content-Type: application/json' \\
-    -d '{{"userId": "user-1", "event": "Signed Up", "properties": {{"plan": "free"}}}}' \\
+    -d '{{"userId": "user-1", "event": "Signed Up",
+         "context": {{"traits": {{"email": "user-1@example.com"}}}}}}' \\
     {urls["ingest"]}/v1/track
 
-Then see the stage change the notifier stored:
+Then see the stage change and the follow-ups the notifier scheduled:
   .venv/bin/funnel-dev psql -c \\
     'select contact_id, funnel, from_stage, to_stage from received_stage_changes'
+  curl {urls["notifier"]}/v1/followups
+
+The welcome mail lands in {data_dir / "mail"} (one .eml file per mail).
 
 Ctrl-C stops everything.
 """,

@@ -26,3 +26,4 @@ class DevSettings(BaseSettings):
     ingest_port: int = 8000
     stage_engine_port: int = 8001
     notifier_port: int = 8002
+    smtp_port: int = Field(default=1025, description="The local SMTP sink for the notifier.")

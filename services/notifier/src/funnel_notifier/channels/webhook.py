@@ -1,0 +1,93 @@
+"""Webhooks signed per Standard Webhooks; ``webhook-id`` is the follow-up id on every try."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from funnel_notifier.backoff import is_final_status, parse_retry_after
+from funnel_notifier.channels import Delivery, Outcome
+from funnel_notifier.signing import signature_headers
+
+__all__ = ["WebhookChannel", "webhook_body"]
+
+USER_AGENT = "funnel-notifier/0.1"
+
+
+def webhook_body(delivery: Delivery) -> bytes:
+    """The same bytes on every try: the trigger, the follow-up id and the rule."""
+    body = {
+        "type": f"followup.{delivery.trigger}",
+        "timestamp": delivery.record.get("eventTime"),
+        "data": {
+            "followupId": delivery.followup_id,
+            "rule": {
+                "id": delivery.rule_id,
+                "trigger": delivery.trigger,
+                "funnel": delivery.funnel,
+                "stage": delivery.stage,
+            },
+            "stageChange": delivery.record,
+        },
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+class WebhookChannel:
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        url: str,
+        key: bytes,
+        headers: dict[str, str],
+        retry_after_cap_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._key = key
+        self._headers = headers
+        self._retry_after_cap_s = retry_after_cap_s
+        self._clock = clock
+
+    async def deliver(self, delivery: Delivery, *, timeout_s: float) -> Outcome:
+        body = webhook_body(delivery)
+        headers = {
+            **self._headers,
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            **signature_headers(
+                key=self._key,
+                webhook_id=delivery.followup_id,
+                timestamp=int(self._clock()),
+                body=body,
+            ),
+        }
+        try:
+            response = await self._client.post(
+                self._url, content=body, headers=headers, timeout=timeout_s
+            )
+        except httpx.TimeoutException:
+            return Outcome(ok=False, error=f"no answer within {timeout_s:g}s")
+        except httpx.HTTPError as exc:
+            return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return Outcome(ok=True, status_code=status)
+        retry_after = parse_retry_after(
+            response.headers.get("retry-after"),
+            now=datetime.now(UTC),
+            cap_s=self._retry_after_cap_s,
+        )
+        return Outcome(
+            ok=False,
+            final=is_final_status(status),
+            error=f"HTTP {status}: {response.text[:200]}",
+            status_code=status,
+            retry_after_s=retry_after,
+        )

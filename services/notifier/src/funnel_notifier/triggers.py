@@ -1,0 +1,165 @@
+"""Decode records from ``funnel.stage-changed.v1`` into what follow-up rules match on.
+
+The topic carries several kinds of value, told apart by ``kind``. Each kind
+the notifier can act on has a decoder that turns it into a ``Trigger``:
+``stage_changed`` becomes an ``entered`` trigger. Stall and merge records
+(issue 5) plug in here as ``stalled`` and ``merged`` triggers once their
+models exist in ``funnel_shared.events``; until then they are unknown kinds.
+
+- invalid JSON, or a known kind that does not validate: ``Invalid`` (dead-lettered);
+- a known kind no rule type acts on (``stage_blocked``): ``Ignored``;
+- a kind this version does not know: ``Ignored`` too, with a log line, because
+  additions to the contract are backward compatible.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from funnel_shared.events import StageBlocked, StageChanged
+from pydantic import BaseModel, ValidationError
+
+from funnel_notifier.rules import LoadedRule
+
+__all__ = [
+    "PENDING_TRIGGERS",
+    "Decoded",
+    "Ignored",
+    "Invalid",
+    "PlannedFollowUp",
+    "Trigger",
+    "decode",
+    "followup_id",
+    "plan_followups",
+]
+
+TriggerType = Literal["entered", "stalled", "merged"]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Something a follow-up rule can match: who, which funnel and stage, and when."""
+
+    type: TriggerType
+    source_id: str  # The record's own id: half of the follow-up's unique key.
+    funnel: str
+    contact_id: str
+    stage: str | None
+    event_time: datetime
+    traits: dict[str, Any]
+    record: dict[str, Any]  # The record as received, for webhook bodies and templates.
+    change: StageChanged | None = None  # Set for ``entered``: updates "latest stage".
+
+
+@dataclass(frozen=True)
+class Decoded:
+    trigger: Trigger
+
+
+@dataclass(frozen=True)
+class Ignored:
+    kind: str
+    known: bool  # False: a kind this version does not know yet.
+
+
+@dataclass(frozen=True)
+class Invalid:
+    errors: list[str] = field(default_factory=list)
+
+
+def _entered(change: BaseModel) -> Trigger:
+    assert isinstance(change, StageChanged)
+    return Trigger(
+        type="entered",
+        source_id=change.id,
+        funnel=change.funnel,
+        contact_id=change.contact_id,
+        stage=change.to_stage,
+        event_time=change.event_time,
+        traits=dict(change.traits),
+        record=change.model_dump(mode="json"),
+        change=change,
+    )
+
+
+# kind -> (model, how it becomes a trigger; None = known, but nothing acts on it).
+_KINDS: dict[str, tuple[type[BaseModel], Callable[[BaseModel], Trigger] | None]] = {
+    "stage_changed": (StageChanged, _entered),
+    "stage_blocked": (StageBlocked, None),
+}
+
+
+# Trigger types whose records the stage engine does not publish yet (issue 5).
+# Rules using them are valid and stored; they match once a decoder is added above.
+PENDING_TRIGGERS = {
+    trigger: f"matches once {kind} records exist"
+    for trigger, kind in (("stalled", "stage_stalled"), ("merged", "contact_merged"))
+}
+
+
+def decode(value: bytes | None) -> Decoded | Ignored | Invalid:
+    try:
+        data = json.loads(value or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return Invalid([f"not valid JSON: {exc}"])
+    if not isinstance(data, dict):
+        return Invalid([f"expected a JSON object, got {type(data).__name__}"])
+    # Records from before the contract grew ``kind`` were all stage changes.
+    kind = data.get("kind", "stage_changed")
+    if not isinstance(kind, str):
+        return Invalid(["kind: expected a string"])
+    if kind not in _KINDS:
+        return Ignored(kind, known=False)
+    model, to_trigger = _KINDS[kind]
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        return Invalid(
+            [f"{'.'.join(map(str, e['loc'])) or kind}: {e['msg']}" for e in exc.errors()]
+        )
+    if to_trigger is None:
+        return Ignored(kind, known=True)
+    return Decoded(to_trigger(parsed))
+
+
+_FOLLOWUP_NAMESPACE = uuid.UUID("5d0e7a61-2f4b-4c8e-9a3d-1e6b8c7f2a90")
+
+
+def followup_id(*, source_id: str, rule_id: str) -> str:
+    """Deterministic: a redelivered record maps to the same follow-up."""
+    return str(uuid.uuid5(_FOLLOWUP_NAMESPACE, f"{source_id}\x1f{rule_id}"))
+
+
+@dataclass(frozen=True)
+class PlannedFollowUp:
+    id: str
+    rule: LoadedRule
+    trigger: Trigger
+    due_at: datetime
+
+
+def plan_followups(trigger: Trigger, rules: list[LoadedRule]) -> list[PlannedFollowUp]:
+    """The follow-ups a trigger asks for. Due at event time plus the rule's delay."""
+    planned = []
+    for loaded in rules:
+        rule = loaded.rule
+        if loaded.funnel != trigger.funnel or rule.trigger != trigger.type:
+            continue
+        if rule.stage is not None and rule.stage != trigger.stage:
+            continue
+        planned.append(
+            PlannedFollowUp(
+                id=followup_id(source_id=trigger.source_id, rule_id=rule.id),
+                rule=loaded,
+                trigger=trigger,
+                due_at=trigger.event_time + (rule.after or timedelta(0)),
+            )
+        )
+    return planned
