@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import jsonschema
+
 from tests.deploy_config import (
     COMPOSE_FILE,
     ENV_EXAMPLE,

@@ -85,7 +85,7 @@ def test_base_images_are_pinned_by_version_tag(stages: list[Stage]) -> None:
     for stage in stages:
         if stage.image in names:
             continue
-        image, _, tag = stage.image.rpartition(":")
+        _, _, tag = stage.image.rpartition(":")
         pinned = "@sha256:" in stage.image or (
             "/" not in tag and tag != "latest" and re.search(r"\d", tag)
         )
@@ -136,7 +136,9 @@ def test_dependencies_come_from_the_lock_before_any_code(stages: list[Stage]) ->
             for source in words[:-1]:
                 assert source.endswith(("pyproject.toml", "uv.lock")), f"{source} before the lock"
                 copied_before.add(source)
-    expected = {"uv.lock", "pyproject.toml"} | {f"{m.path}/pyproject.toml" for m in workspace_members()}
+    expected = {"uv.lock", "pyproject.toml"} | {
+        f"{m.path}/pyproject.toml" for m in workspace_members()
+    }
     assert copied_before == expected
 
 
