@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from funnel_devstack.processes import die_with_parent, free_port, stop_process
+from funnel_devstack.processes import free_port, stop_process
 from funnel_devstack.services import ServiceSpec, service_specs, wait_until_ready
+
+from tests.processes import log_tail, start_logged
 
 WRITE_KEY = "wk-e2e"
 
@@ -25,10 +27,7 @@ class RunningSystem:
 
 
 def _log_tail(logs: Path) -> str:
-    return "\n".join(
-        f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
-        for path in sorted(logs.glob("*.log"))
-    )
+    return "\n".join(log_tail(path, 3000) for path in sorted(logs.glob("*.log")))
 
 
 @pytest.fixture
@@ -73,13 +72,6 @@ def running_system(
 
 
 def _start(spec: ServiceSpec, logs: Path) -> subprocess.Popen[bytes]:
-    with open(logs / f"{spec.name}.log", "wb") as log:
-        return subprocess.Popen(
-            spec.argv,
-            env=spec.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=logs.parent,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+    return start_logged(
+        spec.argv, env=spec.env, log_path=logs / f"{spec.name}.log", cwd=logs.parent
+    )

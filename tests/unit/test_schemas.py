@@ -17,6 +17,9 @@ def test_stored_json_schemas_match_the_models() -> None:
 
 
 def test_every_published_record_type_has_a_schema() -> None:
-    assert {"contact-event.v1.json", "stage-changed.v1.json", "rejected.v1.json"} <= set(
-        render_schemas()
-    )
+    assert {
+        "contact-event.v1.json",
+        "stage-changed.v1.json",
+        "stage-blocked.v1.json",
+        "rejected.v1.json",
+    } <= set(render_schemas())

@@ -14,7 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from funnel_shared.events import ContactEvent, RejectedRecord, SegmentMessage, StageChanged
+from funnel_shared.events import (
+    ContactEvent,
+    RejectedRecord,
+    SegmentMessage,
+    StageBlocked,
+    StageChanged,
+)
 
 __all__ = ["SCHEMAS", "render_schemas", "write_schemas"]
 
@@ -22,6 +28,7 @@ SCHEMAS: dict[str, Any] = {
     "segment-message": SegmentMessage,
     "contact-event.v1": ContactEvent,
     "stage-changed.v1": StageChanged,
+    "stage-blocked.v1": StageBlocked,
     "rejected.v1": RejectedRecord,
 }
 

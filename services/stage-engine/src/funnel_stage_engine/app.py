@@ -1,113 +1,108 @@
-"""The faust app: decode contact events, call the domain, publish stage changes.
+"""The faust app: composition of settings, topics, the state table, the handler and pages.
 
-A faust agent that raises acks and drops its event, so every event is
-handled inside its own ``try``: what cannot be processed is dead-lettered to
-the rejected topic with the reason, and the partition keeps moving.
+Events are acknowledged by hand (``noack``), and only after the handler has
+returned: an event whose processing was cut short (a publish failure, a
+rebalance, a stop) is never committed and comes back. Faust's own auto-ack
+would ack it on the way out. See ``handler.py`` for the crash-safety order of
+publish and store.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import faust
-from funnel_shared.events import ContactEvent
-from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
+from faust.types import TableT, TopicT
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
-from funnel_stage_engine.domain import evaluate
+from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
+from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.handler import ContactEventHandler, Evaluate
+from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.settings import StageEngineSettings
+from funnel_stage_engine.web import add_pages
 
-__all__ = ["create_app"]
+__all__ = ["StageEngineApp", "create_app"]
 
 log = logging.getLogger("funnel.stage_engine")
 
-SOURCE = "/funnel/stage-engine"
+
+class StageEngineApp(faust.App):
+    """A faust app that also carries the pieces tests want to reach."""
+
+    handler: ContactEventHandler
+    metrics: StageEngineMetrics
+    evaluate_contact_events: Any
+    contact_to_state: TableT[str, Any]
 
 
 def create_app(
-    *, settings: StageEngineSettings, kafka: KafkaSettings, topics: TopicSettings
-) -> faust.App:
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
-        store="memory://",
-        datadir=str(settings.data_dir),
-        web_host=settings.host,
-        web_port=settings.port,
-        web_in_thread=False,
-        topic_partitions=kafka.partitions,
-        topic_replication_factor=kafka.replication_factor,
-        producer_acks=-1,
-        producer_max_batch_size=kafka.producer_max_batch_size,
-        producer_linger_ms=kafka.producer_linger_ms,
-        broker_client_id=f"{kafka.client_id}-stage-engine",
-        broker_session_timeout=kafka.session_timeout_ms / 1000,
-        broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
-        broker_request_timeout=max(kafka.request_timeout_ms, kafka.session_timeout_ms + 5000)
-        / 1000,
-        consumer_auto_offset_reset="earliest",
+    *,
+    settings: StageEngineSettings,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    funnels: Sequence[Funnel],
+    evaluate: Evaluate | None = None,
+) -> StageEngineApp:
+    app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
+    contact_events_topic = _raw_topic(app, topics.contact_events)
+    outbound = {name: _raw_topic(app, name) for name in (topics.stage_changed, topics.rejected)}
+    app.contact_to_state = app.Table("contact_to_state", default=None, partitions=kafka.partitions)
+    app.metrics = StageEngineMetrics(lag=lambda: consumer_lag(app, topics.contact_events))
+    app.handler = ContactEventHandler(
+        funnels=funnels,
+        states=TableStateStore(app.contact_to_state),
+        publisher=FaustPublisher(outbound),
+        topics=topics,
+        metrics=app.metrics,
     )
-
-    contact_events_topic = app.topic(
-        topics.contact_events, key_serializer="raw", value_serializer="raw"
-    )
-    stage_changed_topic = app.topic(
-        topics.stage_changed, key_serializer="raw", value_serializer="raw"
-    )
-    rejected_topic = app.topic(topics.rejected, key_serializer="raw", value_serializer="raw")
-    contact_to_stages = app.Table("contact_to_stages", default=dict, partitions=kafka.partitions)
-    ready = {"assigned": False}
+    if evaluate is not None:
+        app.handler.evaluate = evaluate
 
     @app.agent(contact_events_topic)
     async def evaluate_contact_events(stream: Any) -> None:
-        async for event in stream.events():
-            raw: bytes = event.value
+        manual = stream.noack()
+        async for event in manual.events():
             try:
-                contact_event = ContactEvent.model_validate_json(raw)
-                key = contact_event.contact_key
-                stages, changes = evaluate(
-                    contact_to_stages[key], contact_event, processed_at=datetime.now(UTC)
-                )
-                contact_to_stages[key] = stages
-                for change in changes:
-                    record = encode_model(
-                        change,
-                        key=change.contact_id,
-                        event_id=change.id,
-                        event_type="funnel.stage_changed",
-                        source=SOURCE,
-                        time=change.processed_at,
-                    )
-                    await _send(stage_changed_topic, record)
+                await app.handler.handle(key=event.key, value=event.value)
             except Exception as exc:
-                log.warning("rejecting event at offset %s: %s", event.message.offset, exc)
-                dead_letter = rejected_record(
-                    service="stage-engine",
-                    origin=topics.contact_events,
-                    key=event.key.decode("utf-8", "backslashreplace") if event.key else None,
-                    original=raw,
-                    errors=[f"{type(exc).__name__}: {exc}"],
-                )
-                await _send(rejected_topic, dead_letter)
+                # Only a failed publish gets here. Stop without acking: the event is
+                # processed again after the restart, which the ordering makes safe.
+                log.critical("cannot publish, stopping the worker: %r", exc)
+                await app.crash(exc)
+                return
+            await manual.ack(event)
 
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        if ready["assigned"] and not app.rebalancing:
-            return web.json({"status": "ready"})
-        return web.json({"status": "joining consumer group"}, status=503)
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types want the signal arg
-    async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        ready["assigned"] = True
-
+    app.evaluate_contact_events = evaluate_contact_events
+    add_pages(app, app.metrics)
     return app
 
 
-async def _send(topic: Any, record: OutboundRecord) -> None:
-    await topic.send(key=record.key.encode(), value=record.value, headers=record.headers)
+def _raw_topic(app: faust.App, name: str) -> TopicT:
+    # Raw bytes in and out: the handler decodes and encodes with the shared models.
+    return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+
+def _faust_config(settings: StageEngineSettings, kafka: KafkaSettings) -> dict[str, Any]:
+    return {
+        "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        "store": settings.store,
+        "datadir": str(settings.data_dir),
+        "web_host": settings.host,
+        "web_port": settings.port,
+        "web_in_thread": False,
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "producer_acks": -1,
+        "producer_max_batch_size": kafka.producer_max_batch_size,
+        "producer_linger_ms": kafka.producer_linger_ms,
+        "broker_client_id": f"{kafka.client_id}-stage-engine",
+        "broker_session_timeout": kafka.session_timeout_ms / 1000,
+        "broker_heartbeat_interval": kafka.heartbeat_interval_ms / 1000,
+        "broker_request_timeout": max(kafka.request_timeout_ms, kafka.session_timeout_ms + 5000)
+        / 1000,
+        "broker_commit_interval": settings.commit_interval_s,
+        "consumer_auto_offset_reset": "earliest",
+    }

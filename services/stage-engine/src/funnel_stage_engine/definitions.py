@@ -1,39 +1,118 @@
 """Funnel definitions: YAML files, one funnel per file, parsed into pydantic models.
 
-CONTRACT SKELETON (lead): the names and signatures below are what the faust
-app builds on. The full definition format (match conditions, count windows,
-``from`` stages, backward permission), YAML loading with errors that name the
-file and field, the built-in funnels and the content-hash version are still to
-be written.
+The format is described in the README ("Funnel definitions"); the built-in
+funnels in ``funnels/`` are worked examples. Loading never half-succeeds: a
+file with a problem raises ``FunnelDefinitionError`` naming the file and the
+field, e.g. ``lifecycle.yaml: rules[2].match.properties.price.gt: Input should
+be a valid number``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-__all__ = ["Funnel", "FunnelDefinition", "FunnelDefinitionError", "RuleDefinition", "load_funnels"]
+from funnel_stage_engine.matching import Match
+from funnel_stage_engine.windows import CountWindow
+
+__all__ = [
+    "BUILTIN_DIRECTORY",
+    "Funnel",
+    "FunnelDefinition",
+    "FunnelDefinitionError",
+    "Ordering",
+    "RuleDefinition",
+    "check_funnels",
+    "load_funnels",
+    "parse_funnel",
+]
 
 Ordering = Literal["strict", "forward", "free"]
+# The built-in definitions ship as package data in funnel_stage_engine/funnels/.
+BUILTIN_DIRECTORY = "funnels"
+_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+_SUFFIXES = (".yaml", ".yml")
 
 
 class RuleDefinition(BaseModel):
-    id: str
+    """Move a contact to stage ``to`` when an event matches."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(min_length=1)
     to: str = Field(description="The target stage.")
-    type: str = "track"
-    event: str | list[str] | None = None
+    match: list[Match] = Field(
+        min_length=1, description="One match, or a list of which any one may match."
+    )
+    count: CountWindow | None = Field(default=None, description="Fire on the Nth match only.")
+    from_: list[str] | None = Field(
+        default=None, alias="from", description="Only from these current stages."
+    )
+    backward: bool = Field(default=False, description="May move to an earlier stage.")
+
+    @field_validator("match", "from_", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict | str) else value
 
 
 class FunnelDefinition(BaseModel):
-    name: str
+    """One funnel: its ordered stages, how contacts may move, and the rules that move them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_NAME)
     description: str = ""
-    stages: list[str]
+    stages: list[Annotated[str, Field(pattern=_NAME)]] = Field(min_length=1)
     ordering: Ordering = "forward"
-    rules: list[RuleDefinition]
+    rules: list[RuleDefinition] = Field(min_length=1)
+
+    _positions: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FunnelDefinition:
+        problems = list(_semantic_problems(self))
+        if problems:
+            raise ValueError("\n".join(problems))
+        self._positions = {stage: index for index, stage in enumerate(self.stages)}
+        return self
+
+    def index(self, stage: str | None) -> int:
+        """The stage's position; -1 for no stage or one this definition does not know."""
+        return -1 if stage is None else self._positions.get(stage, -1)
+
+
+def _semantic_problems(definition: FunnelDefinition) -> Iterator[str]:
+    stages = set(definition.stages)
+    known = ", ".join(definition.stages)
+    for stage, times in Counter(definition.stages).items():
+        if times > 1:
+            yield f"stages: {stage!r} is listed {times} times"
+    for rule_id, times in Counter(rule.id for rule in definition.rules).items():
+        if times > 1:
+            yield f"rules: the rule id {rule_id!r} is used {times} times"
+    for index, rule in enumerate(definition.rules):
+        if rule.to not in stages:
+            yield f"rules[{index}].to: unknown stage {rule.to!r} (stages: {known})"
+        for position, stage in enumerate(rule.from_ or []):
+            if stage not in stages:
+                yield f"rules[{index}].from[{position}]: unknown stage {stage!r} (stages: {known})"
 
 
 @dataclass(frozen=True)
@@ -42,6 +121,7 @@ class Funnel:
 
     definition: FunnelDefinition
     version: str
+    source: Path | None = None  # The file it came from, for messages.
 
     @property
     def name(self) -> str:
@@ -57,13 +137,116 @@ class FunnelDefinitionError(ValueError):
         super().__init__("\n".join(f"{path}: {problem}" for problem in problems))
 
 
+def parse_funnel(content: bytes, *, path: Path) -> Funnel:
+    """One definition file's bytes as a ``Funnel``; ``path`` is only for messages."""
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise FunnelDefinitionError(path, [_yaml_problem(exc)]) from exc
+    if not isinstance(data, dict):
+        kind = "nothing" if data is None else type(data).__name__
+        problem = f"the file must hold one funnel (a mapping); got {kind}"
+        raise FunnelDefinitionError(path, [problem])
+    try:
+        definition = FunnelDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise FunnelDefinitionError(path, _validation_problems(exc, data)) from exc
+    version = hashlib.sha256(content).hexdigest()[:12]
+    return Funnel(definition=definition, version=version, source=path)
+
+
+def check_funnels(
+    directory: Path | None = None,
+) -> tuple[list[Funnel], list[FunnelDefinitionError]]:
+    """Every valid funnel in ``directory`` (the built-ins when None), and every problem found."""
+    funnels: list[Funnel] = []
+    errors: list[FunnelDefinitionError] = []
+    files = _builtin_files() if directory is None else _directory_files(directory, errors)
+    defined_in: dict[str, Path] = {}
+    for path, content in files:
+        try:
+            funnel = parse_funnel(content, path=path)
+        except FunnelDefinitionError as exc:
+            errors.append(exc)
+            continue
+        if funnel.name in defined_in:
+            first = defined_in[funnel.name]
+            problem = f"name: the funnel {funnel.name!r} is already defined in {first}"
+            errors.append(FunnelDefinitionError(path, [problem]))
+            continue
+        defined_in[funnel.name] = path
+        funnels.append(funnel)
+    return sorted(funnels, key=lambda funnel: funnel.name), errors
+
+
 def load_funnels(directory: Path | None = None) -> list[Funnel]:
-    """Every funnel in ``directory`` (the built-ins when None), sorted by name."""
-    if directory is not None:
-        raise NotImplementedError("loading funnel files is not written yet")
-    lifecycle = FunnelDefinition(
-        name="lifecycle",
-        stages=["visitor", "lead", "prospect", "customer", "repeat_customer", "advocate"],
-        rules=[RuleDefinition(id="lifecycle.signed-up", to="lead", event="Signed Up")],
+    """Every funnel in ``directory`` (the built-ins when None), sorted by name.
+
+    Raises the first ``FunnelDefinitionError`` if any file is invalid: a
+    service must not start with some of its funnels silently missing.
+    """
+    funnels, errors = check_funnels(directory)
+    if errors:
+        raise errors[0]
+    return funnels
+
+
+def _builtin_files() -> list[tuple[Path, bytes]]:
+    root = resources.files("funnel_stage_engine").joinpath(BUILTIN_DIRECTORY)
+    entries = sorted(
+        (entry for entry in root.iterdir() if entry.name.endswith(_SUFFIXES)),
+        key=lambda entry: entry.name,
     )
-    return [Funnel(definition=lifecycle, version="builtin-1")]
+    return [(Path(str(entry)), entry.read_bytes()) for entry in entries]
+
+
+def _directory_files(
+    directory: Path, errors: list[FunnelDefinitionError]
+) -> list[tuple[Path, bytes]]:
+    if not directory.is_dir():
+        errors.append(FunnelDefinitionError(directory, ["not a directory"]))
+        return []
+    paths = sorted(path for path in directory.iterdir() if path.suffix in _SUFFIXES)
+    if not paths:
+        errors.append(FunnelDefinitionError(directory, ["no funnel definitions (*.yaml, *.yml)"]))
+    return [(path, path.read_bytes()) for path in paths if path.is_file()]
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
+
+
+def _validation_problems(exc: ValidationError, data: Any) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        where = _field_path(error["loc"], data)
+        cause = error.get("ctx", {}).get("error")
+        messages = str(cause).splitlines() if isinstance(cause, ValueError) else [error["msg"]]
+        for message in messages:
+            # Semantic problems already carry their own field path.
+            problems.append(message if not where else f"{where}: {message}")
+    return problems
+
+
+def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """``rules[2].match.properties.price.gt`` from a pydantic location.
+
+    A single match written as a mapping is validated as a one-item list; its
+    ``[0]`` is left out so the path reads as the file does.
+    """
+    path = ""
+    current = data
+    for part in loc:
+        if isinstance(part, int):
+            if not isinstance(current, list):
+                continue
+            path += f"[{part}]"
+            current = current[part] if part < len(current) else None
+        else:
+            path += f".{part}" if path else part
+            current = current.get(part) if isinstance(current, dict) else None
+    return path

@@ -4,48 +4,47 @@ No Kafka, no database, no clock: the caller passes ``processed_at`` and the
 funnels. The state is a plain JSON-able value, so the faust table can store it
 as it is.
 
-CONTRACT SKELETON (lead): ``ContactState``, ``Evaluation`` and ``evaluate`` are
-what the faust app builds on; the body is the thin slice (forward-only, event
-name match) until the full engine lands.
+Per event, in order:
+1. A ``messageId`` the contact already had (within the last ``dedupe_window``
+   messages) changes nothing and yields nothing.
+2. The event's contact traits are merged into the known traits.
+3. Every funnel is evaluated on its own (``moves.evaluate_funnel``): at most
+   one move per funnel per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from funnel_shared.events import ContactEvent, StageBlocked, StageChanged, stage_change_id
-from pydantic import BaseModel, Field
+from funnel_shared.events import ContactEvent, StageBlocked, StageChanged
 
 from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.matching import contact_traits
+from funnel_stage_engine.moves import evaluate_funnel
+from funnel_stage_engine.state import ContactState, FunnelState
 
-__all__ = ["ContactState", "Evaluation", "FunnelState", "evaluate"]
+__all__ = [
+    "DEFAULT_DEDUPE_WINDOW",
+    "ContactState",
+    "Evaluation",
+    "FunnelState",
+    "StageOutput",
+    "evaluate",
+]
 
+# 200 message ids of ~40 bytes keep a contact's state near 10 KB at most, while
+# covering any realistic burst of client or producer retries.
+DEFAULT_DEDUPE_WINDOW = 200
 
-class FunnelState(BaseModel):
-    current: str
-    furthest: str
-
-
-class ContactState(BaseModel):
-    """Everything the engine remembers about one contact, across all funnels."""
-
-    funnels: dict[str, FunnelState] = Field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> ContactState:
-        return cls.model_validate(data or {})
+StageOutput = StageChanged | StageBlocked
 
 
 @dataclass
 class Evaluation:
     state: ContactState
-    outputs: list[StageChanged | StageBlocked] = field(default_factory=list)
+    outputs: list[StageOutput] = field(default_factory=list)
 
 
 def evaluate(
@@ -54,43 +53,22 @@ def evaluate(
     *,
     funnels: Sequence[Funnel],
     processed_at: datetime,
+    dedupe_window: int = DEFAULT_DEDUPE_WINDOW,
 ) -> Evaluation:
     """Evaluate ``event`` against every funnel. Does not mutate ``state``."""
     new_state = state.model_copy(deep=True)
-    outputs: list[StageChanged | StageBlocked] = []
-    contact_id = event.contact_key
+    if event.message_id in state.seen_message_ids:
+        return Evaluation(state=new_state)
+    new_state.seen_message_ids = [*state.seen_message_ids, event.message_id][-dedupe_window:]
+    new_state.traits.update(contact_traits(event))
+    configured = {funnel.name for funnel in funnels}
+    # Counters of funnels no longer configured can never fire again: keep the state bounded.
+    new_state.counters = {
+        name: rules for name, rules in new_state.counters.items() if name in configured
+    }
+    outputs: list[StageOutput] = []
     for funnel in funnels:
-        order = funnel.definition.stages
-        for rule in funnel.definition.rules:
-            names = [rule.event] if isinstance(rule.event, str) else (rule.event or [])
-            if event.type != rule.type or (names and event.event not in names):
-                continue
-            position = new_state.funnels.get(funnel.name)
-            if position is not None and order.index(position.current) >= order.index(rule.to):
-                continue
-            furthest = rule.to
-            if position is not None and order.index(position.furthest) > order.index(furthest):
-                furthest = position.furthest
-            new_state.funnels[funnel.name] = FunnelState(current=rule.to, furthest=furthest)
-            outputs.append(
-                StageChanged(
-                    id=stage_change_id(
-                        funnel=funnel.name,
-                        contact_id=contact_id,
-                        message_id=event.message_id,
-                        to_stage=rule.to,
-                    ),
-                    funnel=funnel.name,
-                    funnel_version=funnel.version,
-                    contact_id=contact_id,
-                    from_stage=position.current if position else None,
-                    to_stage=rule.to,
-                    furthest_stage=furthest,
-                    rule_id=rule.id,
-                    cause_message_id=event.message_id,
-                    event_time=event.timestamp,
-                    processed_at=processed_at,
-                    traits={**(event.context.get("traits") or {}), **event.traits},
-                )
-            )
+        output = evaluate_funnel(new_state, funnel, event, processed_at=processed_at)
+        if output is not None:
+            outputs.append(output)
     return Evaluation(state=new_state, outputs=outputs)

@@ -1,4 +1,4 @@
-"""``funnel-stage-engine``: run the faust worker."""
+"""``funnel-stage-engine``: load and validate the funnels, then run the faust worker."""
 
 from __future__ import annotations
 
@@ -8,13 +8,26 @@ import faust
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from funnel_stage_engine.app import create_app
+from funnel_stage_engine.check import run_check
+from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
 from funnel_stage_engine.settings import StageEngineSettings
+
+EX_CONFIG = 78  # sysexits.h: configuration error
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:
+        sys.exit(run_check(sys.argv[2:]))
     settings = StageEngineSettings()
+    try:
+        funnels = load_funnels(settings.funnels_dir)
+    except FunnelDefinitionError as exc:
+        print(f"invalid funnel definitions:\n{exc}", file=sys.stderr)
+        sys.exit(EX_CONFIG)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings=settings, kafka=KafkaSettings(), topics=TopicSettings())
+    app = create_app(
+        settings=settings, kafka=KafkaSettings(), topics=TopicSettings(), funnels=funnels
+    )
     # The worker installs SIGINT/SIGTERM handlers and shuts the app down cleanly.
     worker = faust.Worker(app, loglevel="INFO")
     sys.argv = sys.argv[:1]

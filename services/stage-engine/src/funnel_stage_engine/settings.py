@@ -1,13 +1,15 @@
-"""Stage-engine settings, from environment variables."""
+"""Stage-engine settings, from environment variables (prefix ``STAGE_ENGINE_``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["StageEngineSettings"]
+
+STORES = ("memory://", "rocksdb://")
 
 
 class StageEngineSettings(BaseSettings):
@@ -20,5 +22,30 @@ class StageEngineSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8001
     data_dir: Path = Field(
-        default=Path(".funnel-data/stage-engine"), description="Faust's local data directory."
+        default=Path(".funnel-data/stage-engine"),
+        description="Faust's local data directory (the RocksDB files live here).",
     )
+    funnels_dir: Path | None = Field(
+        default=None,
+        description="Directory of funnel definition files. Unset: the built-in funnels.",
+    )
+    store: str = Field(
+        default="rocksdb://",
+        description=(
+            "Where the contact-state table lives between restarts: rocksdb:// keeps it on"
+            " disk in data_dir and replays only the changelog tail; memory:// rebuilds it"
+            " from the whole changelog topic at every start."
+        ),
+    )
+    commit_interval_s: float = Field(
+        default=2.8,
+        gt=0,
+        description="How often consumed offsets of fully processed events are committed.",
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not value.startswith(STORES):
+            raise ValueError(f"must start with one of {', '.join(STORES)}")
+        return value

@@ -62,6 +62,9 @@ def service_specs(
                 **env,
                 "STAGE_ENGINE_PORT": str(stage_engine_port),
                 "STAGE_ENGINE_DATA_DIR": str(data_dir / "stage-engine"),
+                # The embedded broker forgets its topics on restart; a RocksDB table
+                # kept in data_dir would outlive them. Rebuild state from the changelog.
+                "STAGE_ENGINE_STORE": os.environ.get("STAGE_ENGINE_STORE", "memory://"),
             },
         ),
         ServiceSpec(

@@ -1,0 +1,172 @@
+"""Which events a rule matches: the ``match`` part of a funnel rule, and its evaluation.
+
+A match names the event type, the track event name(s), the page or screen
+name(s), and conditions on ``properties``, ``traits`` and ``context``. Each
+condition is keyed by a dotted path (``page.path`` is ``context["page"]["path"]``)
+and is either a literal (equality) or an object with exactly one operator.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from funnel_shared.events import ContactEvent
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["OPERATORS", "Condition", "EventType", "Match", "contact_traits", "matches"]
+
+EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
+OPERATORS = ("equals", "in", "exists", "gt", "gte", "lt", "lte", "prefix", "contains")
+
+_MISSING = object()
+
+
+class Condition(BaseModel):
+    """One test on one value. A bare literal in a file means ``{equals: literal}``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    equals: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    exists: bool | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    prefix: str | None = None
+    contains: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _literal_means_equals(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return data
+        return {"equals": data}
+
+    @model_validator(mode="after")
+    def _exactly_one_operator(self) -> Condition:
+        given = sorted(self.model_fields_set)
+        if len(given) != 1:
+            names = ", ".join("in" if name == "in_" else name for name in given) or "none"
+            raise ValueError(
+                f"a condition takes exactly one operator of {', '.join(OPERATORS)}; got {names}"
+            )
+        return self
+
+    @property
+    def operator(self) -> str:
+        return next(iter(self.model_fields_set))
+
+    def holds(self, value: Any) -> bool:
+        """Whether the condition holds for ``value`` (``_MISSING`` when the path is absent)."""
+        op = self.operator
+        if op == "exists":
+            return (value is not _MISSING and value is not None) == self.exists
+        if value is _MISSING:
+            return False
+        if op == "equals":
+            return _same(value, self.equals)
+        if op == "in_":
+            return any(_same(value, option) for option in self.in_ or [])
+        if op == "prefix":
+            return isinstance(value, str) and value.startswith(self.prefix or "")
+        if op == "contains":
+            if isinstance(value, str):
+                return isinstance(self.contains, str) and self.contains in value
+            return isinstance(value, list) and any(_same(item, self.contains) for item in value)
+        return _compare(op, value, getattr(self, op))
+
+
+class Match(BaseModel):
+    """What an event must look like. Every given part must hold; absent parts match anything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: list[EventType] | None = Field(default=None, description="One type or a list.")
+    event: list[str] | None = Field(default=None, description="Track event name(s).")
+    name: list[str] | None = Field(default=None, description="Page or screen name(s).")
+    properties: dict[str, Condition] = Field(default_factory=dict)
+    traits: dict[str, Condition] = Field(default_factory=dict)
+    context: dict[str, Condition] = Field(default_factory=dict)
+
+    @field_validator("type", "event", "name", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("event", "name")
+    @classmethod
+    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one name, or leave the field out")
+        return value
+
+
+def matches(match: Match, event: ContactEvent) -> bool:
+    """Whether ``event`` satisfies every part of ``match``."""
+    if match.type is not None and event.type not in match.type:
+        return False
+    if match.event is not None and (event.type != "track" or event.event not in match.event):
+        return False
+    if match.name is not None and (
+        event.type not in ("page", "screen") or event.name not in match.name
+    ):
+        return False
+    sources: tuple[tuple[dict[str, Condition], Mapping[str, Any]], ...] = (
+        (match.properties, event.properties),
+        (match.traits, contact_traits(event)),
+        (match.context, event.context),
+    )
+    return all(
+        condition.holds(_lookup(values, path))
+        for conditions, values in sources
+        for path, condition in conditions.items()
+    )
+
+
+def contact_traits(event: ContactEvent) -> dict[str, Any]:
+    """The traits an event tells about its contact: ``context.traits``, then identify traits.
+
+    A group call's ``traits`` describe the group, not the contact, so only
+    identify calls contribute their top-level traits.
+    """
+    context_traits = event.context.get("traits")
+    traits = dict(context_traits) if isinstance(context_traits, Mapping) else {}
+    if event.type == "identify":
+        traits.update(event.traits)
+    return traits
+
+
+def _lookup(values: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path; a key that itself holds dots is tried first."""
+    if path in values:
+        return values[path]
+    current: Any = values
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def _same(value: Any, expected: Any) -> bool:
+    # JSON true is not 1: Python's True == 1 would make {equals: 1} match a boolean.
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return type(value) is type(expected) and value == expected
+    return bool(value == expected)
+
+
+def _compare(op: str, value: Any, bound: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    number: float = value  # int or float; no float() so huge ints cannot overflow
+    if op == "gt":
+        return number > bound
+    if op == "gte":
+        return number >= bound
+    if op == "lt":
+        return number < bound
+    return number <= bound

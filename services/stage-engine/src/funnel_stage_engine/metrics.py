@@ -1,0 +1,74 @@
+"""Prometheus metrics of one stage-engine app.
+
+Each app gets its own ``CollectorRegistry`` rather than the process-global
+one, so that tests (and anything else) can build several apps in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "LagReader", "Outcome", "StageEngineMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+
+Outcome = Literal["changed", "unchanged", "rejected"]
+
+# Consumer lag per source partition, read when Prometheus scrapes.
+LagReader = Callable[[], Mapping[int, int]]
+
+
+class _LagCollector(Collector):
+    def __init__(self, read: LagReader) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "funnel_stage_engine_consumer_lag",
+            "Records in the contact-events partition not yet committed by this worker.",
+            labels=["partition"],
+        )
+        for partition, lag in sorted(self._read().items()):
+            gauge.add_metric([str(partition)], lag)
+        yield gauge
+
+
+class StageEngineMetrics:
+    def __init__(self, *, lag: LagReader | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.events_processed = Counter(
+            "funnel_stage_engine_events_processed",
+            "Contact events handled: changed (a stage moved), unchanged (also duplicates and"
+            " refused skips), rejected (dead-lettered).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.stage_changes = Counter(
+            "funnel_stage_engine_stage_changes",
+            "Stage changes published, by funnel and target stage.",
+            ["funnel", "to_stage"],
+            registry=self.registry,
+        )
+        self.stage_blocked = Counter(
+            "funnel_stage_engine_stage_blocked",
+            "Refused skips in strict funnels, by funnel and attempted stage.",
+            ["funnel", "attempted_stage"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "funnel_stage_engine_rejected",
+            "Events dead-lettered to the rejected topic, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        if lag is not None:
+            self.registry.register(_LagCollector(lag))
+
+    def render(self) -> bytes:
+        """The text exposition format, for ``/metrics``."""
+        return generate_latest(self.registry)

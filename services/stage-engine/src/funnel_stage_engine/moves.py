@@ -1,0 +1,159 @@
+"""One funnel, one event: which rule moves the contact, if any.
+
+Rules are tried in file order. Every matching counted rule records the event
+time first, so counts never depend on which rule wins. Then the first rule
+that matches, has its count, applies from the current stage and is allowed by
+the ordering mode moves the contact: one move per funnel per event. In a
+strict funnel, when no rule could move a contact already in the funnel but one
+tried to skip ahead, the first such attempt is published as ``StageBlocked``.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from funnel_shared.events import (
+    ContactEvent,
+    StageBlocked,
+    StageChanged,
+    stage_blocked_id,
+    stage_change_id,
+)
+
+from funnel_stage_engine.definitions import Funnel, FunnelDefinition, RuleDefinition
+from funnel_stage_engine.matching import matches
+from funnel_stage_engine.state import ContactState, FunnelState
+from funnel_stage_engine.windows import record_time
+
+__all__ = ["Verdict", "evaluate_funnel", "verdict"]
+
+Verdict = Literal["move", "blocked", "ignore"]
+
+
+def evaluate_funnel(
+    state: ContactState, funnel: Funnel, event: ContactEvent, *, processed_at: datetime
+) -> StageChanged | StageBlocked | None:
+    """Apply ``event`` to one funnel, updating ``state`` in place; the output, if any."""
+    definition = funnel.definition
+    position = state.funnels.get(funnel.name)
+    current = position.current if position else None
+    counters = state.counters.get(funnel.name, {})
+    move: RuleDefinition | None = None
+    blocked: RuleDefinition | None = None
+    for rule in definition.rules:
+        if not any(matches(match, event) for match in rule.match):
+            continue
+        if rule.count is not None:
+            counters[rule.id] = record_time(rule.count, counters.get(rule.id, []), event.timestamp)
+            if not rule.count.satisfied(counters[rule.id]):
+                continue
+        if rule.from_ is not None and current not in rule.from_:
+            continue
+        outcome = verdict(definition, rule, current)
+        if outcome == "move" and move is None:
+            move = rule
+        elif outcome == "blocked" and blocked is None:
+            blocked = rule
+    _keep_counters(state, funnel, counters)
+    if move is not None:
+        return _move(state, funnel, move, event, processed_at=processed_at)
+    if blocked is not None:
+        return _blocked(funnel, blocked, current, event, processed_at=processed_at)
+    return None
+
+
+def verdict(definition: FunnelDefinition, rule: RuleDefinition, current: str | None) -> Verdict:
+    """Whether ``rule`` may move a contact from ``current`` under the funnel's ordering.
+
+    A current stage the definition no longer knows (it was edited) counts as
+    not being in the funnel.
+    """
+    if rule.to == current:
+        return "ignore"
+    target, here = definition.index(rule.to), definition.index(current)
+    if definition.ordering == "free":
+        return "move"
+    if target < here:
+        return "move" if rule.backward else "ignore"
+    if definition.ordering == "forward" or target == here + 1:
+        return "move"
+    # Strict: a contact outside the funnel enters only at the first stage. Its other
+    # events are not skips (it never started the process), so they are not recorded:
+    # otherwise every shop order would count as a blocked close in a sales funnel.
+    return "blocked" if here >= 0 else "ignore"
+
+
+def _move(
+    state: ContactState,
+    funnel: Funnel,
+    rule: RuleDefinition,
+    event: ContactEvent,
+    *,
+    processed_at: datetime,
+) -> StageChanged:
+    definition = funnel.definition
+    before = state.funnels.get(funnel.name)
+    furthest = rule.to
+    if before is not None and definition.index(before.furthest) > definition.index(rule.to):
+        furthest = before.furthest
+    state.funnels[funnel.name] = FunnelState(current=rule.to, furthest=furthest)
+    contact_id = event.contact_key
+    return StageChanged(
+        id=stage_change_id(
+            funnel=funnel.name, contact_id=contact_id, message_id=event.message_id, to_stage=rule.to
+        ),
+        funnel=funnel.name,
+        funnel_version=funnel.version,
+        contact_id=contact_id,
+        from_stage=before.current if before else None,
+        to_stage=rule.to,
+        furthest_stage=furthest,
+        rule_id=rule.id,
+        cause_message_id=event.message_id,
+        event_time=event.timestamp,
+        processed_at=processed_at,
+        traits=dict(state.traits),
+    )
+
+
+def _blocked(
+    funnel: Funnel,
+    rule: RuleDefinition,
+    current: str | None,
+    event: ContactEvent,
+    *,
+    processed_at: datetime,
+) -> StageBlocked:
+    contact_id = event.contact_key
+    return StageBlocked(
+        id=stage_blocked_id(
+            funnel=funnel.name,
+            contact_id=contact_id,
+            message_id=event.message_id,
+            attempted_stage=rule.to,
+        ),
+        funnel=funnel.name,
+        funnel_version=funnel.version,
+        contact_id=contact_id,
+        current_stage=current,
+        attempted_stage=rule.to,
+        rule_id=rule.id,
+        cause_message_id=event.message_id,
+        event_time=event.timestamp,
+        processed_at=processed_at,
+    )
+
+
+def _keep_counters(
+    state: ContactState, funnel: Funnel, counters: dict[str, list[datetime]]
+) -> None:
+    # Only counted rules that still exist keep times: an edited funnel leaves no garbage.
+    counted = {rule.id for rule in funnel.definition.rules if rule.count is not None}
+    kept = {rule_id: times for rule_id, times in counters.items() if rule_id in counted and times}
+    if kept:
+        state.counters[funnel.name] = kept
+    else:
+        state.counters.pop(funnel.name, None)
