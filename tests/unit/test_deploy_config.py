@@ -118,6 +118,20 @@ def test_compose_passes_a_service_only_variables_it_reads() -> None:
         assert not unknown, f"{name} reads no such variable: {sorted(unknown)}"
 
 
+def test_services_get_the_broker_and_database_they_read_and_wait_for_them() -> None:
+    # Without the wiring a service would quietly use its default, 127.0.0.1.
+    services = _services()
+    [kafka] = [n for n, s in services.items() if "KAFKA_PROCESS_ROLES" in s.get("environment", {})]
+    [postgres] = [n for n, s in services.items() if s.get("image", "").startswith("postgres:")]
+    for name, service in _built().items():
+        reads, environment = _reads(service), service.get("environment", {})
+        for variable, server in (("KAFKA_BOOTSTRAP_SERVERS", kafka), ("DATABASE_URL", postgres)):
+            if variable in reads:
+                assert variable in environment, f"{name} reads {variable}"
+                waits = service.get("depends_on", {}).get(server, {})
+                assert waits.get("condition") == "service_healthy", f"{name} must wait for {server}"
+
+
 def test_producers_are_idempotent() -> None:
     for name, service in _built().items():
         if "KAFKA_ENABLE_IDEMPOTENCE" in _reads(service):
