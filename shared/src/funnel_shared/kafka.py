@@ -7,15 +7,14 @@ stay free of broker tuning and the embedded broker is only configuration.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from pydantic import BaseModel
 
 from funnel_shared.cloudevents import cloudevent_headers
@@ -26,7 +25,9 @@ __all__ = [
     "AiokafkaPublisher",
     "OutboundRecord",
     "Publisher",
+    "TopicCreationError",
     "consumer_kwargs",
+    "creation_failures",
     "encode_model",
     "ensure_topics",
     "producer_kwargs",
@@ -64,12 +65,18 @@ def consumer_kwargs(settings: KafkaSettings, *, client_id: str, group_id: str) -
 
 
 async def ensure_topics(
-    settings: KafkaSettings, topics: Sequence[str], *, timeout_s: float = 30.0
-) -> None:
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    *,
+    configs: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> list[str]:
     """Create the topics that do not exist yet, with settings-driven partitions.
 
     The embedded broker auto-creates topics with 4 partitions on first use, so
-    every topic is created explicitly before any service touches it.
+    every topic is created explicitly before any service touches it. ``configs``
+    (e.g. ``min.insync.replicas``) apply to the topics created here; existing
+    topics are left as they are. Returns the names this call created.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -81,20 +88,43 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [name for name in topics if name not in existing]
         if not missing:
-            return
+            return []
         new_topics = [
             NewTopic(
                 name=name,
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication_factor,
+                topic_configs=dict(configs or {}),
             )
             for name in missing
         ]
-        # Another process may win the race; the topic is there, which is all we need.
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(new_topics)
+        response = await admin.create_topics(new_topics)
+        failures = creation_failures(response.topic_errors)
+        if failures:
+            raise TopicCreationError("cannot create topics: " + "; ".join(failures))
+        return missing
     finally:
         await admin.close()
+
+
+class TopicCreationError(RuntimeError):
+    """The broker refused to create a topic (replication factor, configs, ...)."""
+
+
+def creation_failures(topic_errors: Iterable[Sequence[Any]]) -> list[str]:
+    """Readable failures from a CreateTopics response's ``topic_errors``.
+
+    aiokafka returns per-topic errors instead of raising them. "Already exists"
+    is success: another process won the race and the topic is there.
+    """
+    failures = []
+    for entry in topic_errors:
+        name, code = entry[0], entry[1]
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        message = entry[2] if len(entry) > 2 and entry[2] else ""
+        failures.append(f"{name}: {for_code(code).__name__} {message}".rstrip())
+    return failures
 
 
 class Publisher(Protocol):
