@@ -105,3 +105,11 @@ def test_the_lifecycle_funnel_stalls_leads_after_two_weeks() -> None:
     [lifecycle] = [f for f in load_funnels() if f.name == "lifecycle"]
     rule = lifecycle.definition.stall_rule("lead")
     assert rule is not None and rule.after == days(14)
+
+
+def test_a_deadline_of_a_funnel_no_longer_configured_is_dropped() -> None:
+    state, _ = drive([TRIAL], [track("Signed Up", at=T0)])
+    after, outputs = advance(
+        state, contact_id="contact-1", now=T0, funnels=[], processed_at=PROCESSED_AT
+    )
+    assert outputs == [] and next_deadline(after) is None
