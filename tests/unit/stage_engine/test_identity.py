@@ -175,3 +175,17 @@ def test_an_alias_to_a_known_user_id_is_rejected() -> None:
     verdict, reason = link_verdict(known, anonymous_id="user-2", user_id="user-1")
     assert verdict == "reject" and "never merged" in reason
     assert link_verdict(ContactState(), anonymous_id="anon-1", user_id="user-1")[0] == "merge"
+
+
+def test_a_transfer_resent_with_more_history_merges_only_what_is_new() -> None:
+    first = _anonymous([LADDER], page("Pricing", at=T0))
+    more = _anonymous([LADDER], page("Pricing", at=T0), page("Pricing", at=T0 + days(1)))
+    more.seen_message_ids = [*first.seen_message_ids, *more.seen_message_ids[1:]]
+    more.counters["ladder"]["pricing"][0] = first.counters["ladder"]["pricing"][0]
+    once, _ = _merge(ContactState(), first)
+
+    twice, _ = _merge(once, more)
+    again, outputs = _merge(twice, more)
+
+    assert twice.counters["ladder"]["pricing"] == [T0, T0 + days(1)]
+    assert (again, outputs) == (twice, [])
