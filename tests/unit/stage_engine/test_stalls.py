@@ -89,16 +89,26 @@ def test_a_stall_without_a_move_only_announces() -> None:
     assert after.funnels["trial"].current == "paid" and next_deadline(after) is None
 
 
-def test_stall_rules_must_name_known_stages() -> None:
-    with pytest.raises(FunnelDefinitionError, match=r"stalls\[0\]\.move_to: unknown stage 'gone'"):
-        funnel(
-            """
+@pytest.mark.parametrize(
+    ("stalls", "problem"),
+    [
+        ("[{stage: one, after: 1d, move_to: gone}]", "stalls[0].move_to: unknown stage 'gone'"),
+        ("[{stage: zero, after: 1d}]", "stalls[0].stage: unknown stage 'zero'"),
+        ("[{stage: one, after: 1d, move_to: one}]", "cannot move a contact to the same stage"),
+        ("[{stage: one, after: 1d}, {stage: one, after: 2d}]", "'one' has 2 stall rules"),
+        ("[{stage: one, after: soon}]", "stalls[0].after: a duration looks like"),
+    ],
+)
+def test_invalid_stall_rules_are_refused_with_the_field(stalls: str, problem: str) -> None:
+    text = f"""
 name: bad
-stages: [one]
-rules: [{id: one, to: one, match: {event: One}}]
-stalls: [{stage: one, after: 1d, move_to: gone}]
+stages: [one, two]
+rules: [{{id: one, to: one, match: {{event: One}}}}]
+stalls: {stalls}
 """
-        )
+    with pytest.raises(FunnelDefinitionError) as caught:
+        funnel(text)
+    assert problem in str(caught.value)
 
 
 def test_the_lifecycle_funnel_stalls_leads_after_two_weeks() -> None:
