@@ -16,12 +16,15 @@ from pydantic import BaseModel, TypeAdapter
 
 from funnel_shared.events import (
     ContactEvent,
+    ContactMerged,
     FollowUpEvent,
     FollowUpTask,
     RejectedRecord,
     SegmentMessage,
     StageBlocked,
     StageChanged,
+    StageOutput,
+    StageStalled,
 )
 
 __all__ = ["SCHEMAS", "render_schemas", "write_schemas"]
@@ -31,6 +34,9 @@ SCHEMAS: dict[str, Any] = {
     "contact-event.v1": ContactEvent,
     "stage-changed.v1": StageChanged,
     "stage-blocked.v1": StageBlocked,
+    "contact-merged.v1": ContactMerged,
+    "stage-stalled.v1": StageStalled,
+    "stage-output.v1": StageOutput,
     "rejected.v1": RejectedRecord,
     "followup.v1": FollowUpEvent,
     "followup-task.v1": FollowUpTask,

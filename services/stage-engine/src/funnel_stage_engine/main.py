@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import faust
+from funnel_shared.kafka import ensure_topics
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
-from funnel_stage_engine.app import create_app
+from funnel_stage_engine.app import commands_topic_name, create_app
 from funnel_stage_engine.check import run_check
 from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
 from funnel_stage_engine.settings import StageEngineSettings
@@ -25,9 +27,11 @@ def main() -> None:
         print(f"invalid funnel definitions:\n{exc}", file=sys.stderr)
         sys.exit(EX_CONFIG)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(
-        settings=settings, kafka=KafkaSettings(), topics=TopicSettings(), funnels=funnels
-    )
+    kafka = KafkaSettings()
+    # Explicitly, with the contact-events topic's partition count: a broker that
+    # auto-creates topics on first use would pick its own default.
+    asyncio.run(ensure_topics(kafka, [commands_topic_name(settings)]))
+    app = create_app(settings=settings, kafka=kafka, topics=TopicSettings(), funnels=funnels)
     # The worker installs SIGINT/SIGTERM handlers and shuts the app down cleanly.
     worker = faust.Worker(app, loglevel="INFO")
     sys.argv = sys.argv[:1]
