@@ -72,8 +72,12 @@ def test_bench_writes_a_complete_report_for_every_benchmark(
     notifier = [r for n, r in results.items() if n.startswith("notifier.")]
     assert notifier and all(r["status"] in ("ok", "skipped") and r["notes"] for r in notifier)
 
-    markdown = (out / "latest.md").read_text()
-    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    lines = (out / "latest.md").read_text().splitlines()
+    header = lines.index(
+        "| benchmark | figure | unit | baseline | baseline figure | ratio | target | status |"
+    )
+    table = lines[header : lines.index("", header)]
+    rows = [line for line in table if not line.startswith("|---")]
     assert len(rows) == 1 + len(results)  # The header, then one row per result.
     for result in results.values():
         assert any(line.startswith(f"| {result['title']} |") for line in rows), result["title"]

@@ -95,30 +95,34 @@ def _measure(
 
 
 async def _sample_records(kafka: KafkaSettings, topic: str, log_dir: Path) -> Path:
-    """The first batch's worth of records ingest wrote, as the raw producer will send them."""
+    """One batch's worth of the records ingest wrote: one per contact key of the batch body.
+
+    One per key, not the first hundred on the topic: those can all sit in one
+    partition, and a producer writing to one partition is much slower than to six.
+    """
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest"
     )
     await consumer.start()
-    lines: list[str] = []
+    by_key: dict[bytes, str] = {}
     try:
-        for _ in range(100):
-            if len(lines) >= BATCH_SIZE:
+        for _ in range(200):
+            if len(by_key) >= BATCH_SIZE:
                 break
-            batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_SIZE)
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
             for record in (r for rs in batches.values() for r in rs):
                 item = {
                     "key": (record.key or b"").decode(),
                     "value": record.value.decode(),
                     "headers": [[k, v.decode()] for k, v in record.headers],
                 }
-                lines.append(json.dumps(item))
+                by_key.setdefault(record.key or b"", json.dumps(item))
     finally:
         await consumer.stop()
-    if not lines:
-        raise RuntimeError("ingest wrote nothing to sample for the raw producer")
+    if len(by_key) < BATCH_SIZE:
+        raise RuntimeError(f"found {len(by_key)} of {BATCH_SIZE} keys to replay on {topic}")
     path = log_dir / "ingest-records.jsonl"
-    path.write_text("\n".join(lines[:BATCH_SIZE]) + "\n")
+    path.write_text("\n".join(list(by_key.values())[:BATCH_SIZE]) + "\n")
     return path
 
 

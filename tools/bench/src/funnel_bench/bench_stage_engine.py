@@ -240,4 +240,9 @@ async def run(ctx: BenchContext) -> list[Measurement]:
         " (the crash-safety order of the stage engine issue); the plain loop awaits acks once"
         " per fetched batch."
     )
+    if ctx.profile:
+        result.notes.append(
+            "py-spy sampled the faust worker (100 Hz, non-blocking) while it was measured;"
+            " its own CPU competes on a small machine: --no-profile gives a clean figure."
+        )
     return [result]

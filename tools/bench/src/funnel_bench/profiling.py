@@ -35,6 +35,9 @@ PACKAGES = (
 )
 
 
+_WAITING = ("EpollSelector.select", "PollSelector.select", "KqueueSelector.select")
+
+
 def _py_spy() -> str | None:
     local = Path(entry_point("py-spy"))
     return str(local) if local.exists() else shutil.which("py-spy")
@@ -110,8 +113,11 @@ def summarize(raw: Path, *, top: int = 15) -> dict[str, Any]:
             {"frame": name, "share": round(n / total, 4)} for name, n in counter.most_common(top)
         ]
 
+    waiting = sum(n for name, n in own.items() if name.startswith(_WAITING))
     return {
         "samples": total,
+        # The event loop blocked in epoll: nothing to run, e.g. while awaiting the broker's acks.
+        "waiting_in_select": round(waiting / total, 4) if total else None,
         "self": rows(own),
         "inclusive": rows(inclusive),
         "packages": {name: round(n / total, 4) for name, n in packages.most_common()},

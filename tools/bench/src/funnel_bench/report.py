@@ -153,6 +153,17 @@ def _profile_lines(profile: dict[str, Any] | None) -> list[str]:
         return []
     lines = ["## Profile: where the stage engine's time goes (py-spy)", ""]
     lines += [f"{profile.get('summary', '')}", ""]
+    if profile.get("error"):
+        lines += [f"py-spy did not run: {profile['error']}", ""]
+    if profile.get("waiting_in_select") is not None:
+        lines += [
+            f"Samples with the event loop waiting in select (idle, e.g. awaiting acks):"
+            f" {profile['waiting_in_select'] * 100:.1f}%.",
+            "",
+        ]
+    if profile.get("packages"):
+        shares = ", ".join(f"{k} {v * 100:.1f}%" for k, v in profile["packages"].items())
+        lines += [f"Samples by package of the innermost frame: {shares}.", ""]
     for key, heading in (("self", "own time"), ("inclusive", "time including callees")):
         rows = profile.get(key) or []
         if not rows:
