@@ -37,6 +37,9 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 async def _chunk(producer: AIOKafkaProducer, topic: str, records: list[dict[str, Any]]) -> int:
+    # send() in order, then wait for every ack. Not 100 concurrent send_and_wait()
+    # calls as ingest makes: with 8 such chunks at once (800 sends over 6 partitions)
+    # aiokafka 0.14 crawled at about 100 records per 4 s on the embedded broker.
     futures = [await producer.send(topic, **record) for record in records]
     await asyncio.gather(*futures)
     return len(records)
