@@ -13,6 +13,7 @@ from funnel_shared.settings import KafkaSettings
 from funnel_bench.context import WRITE_KEY, BenchContext, basic_auth
 from funnel_bench.load import LoadResult, LoadSpec, run_load
 from funnel_bench.procs import CpuMeter, Service, entry_point, run_measured, venv_python
+from funnel_bench.profiling import Recording, summarize
 from funnel_bench.result import Measurement
 from funnel_bench.stack import count_records
 
@@ -66,7 +67,14 @@ async def run(ctx: BenchContext) -> list[Measurement]:
         batch = _measure(ctx, ingest, f"{base}/v1/batch", batch_body(), BATCH_CONNECTIONS)
         on_topic = await count_records(stack.kafka, [topics.contact_events])
         records_file = await _sample_records(stack.kafka, topics.contact_events, ctx.log_dir)
-        single = _measure(ctx, ingest, f"{base}/v1/track", _single_body(), SINGLE_CONNECTIONS)
+        single = _measure(
+            ctx,
+            ingest,
+            f"{base}/v1/track",
+            _single_body(),
+            SINGLE_CONNECTIONS,
+            profile="ingest (single /v1/track)",
+        )
     finally:
         ingest.stop()
     raw_rate, raw_cpu = await _raw_producer(ctx, records_file)
@@ -81,17 +89,36 @@ WARMUP_S = 1.0
 
 
 def _measure(
-    ctx: BenchContext, service: Service, url: str, body: bytes, connections: int
+    ctx: BenchContext,
+    service: Service,
+    url: str,
+    body: bytes,
+    connections: int,
+    *,
+    profile: str | None = None,
 ) -> tuple[LoadResult, dict[str, float]]:
-    """A warm-up run (not counted), then the measured one."""
+    """A warm-up run (not counted), then the measured one, under py-spy if ``profile``."""
     warmup = LoadSpec(url, body, _headers(), connections, WARMUP_S)
     run_load(warmup, tool=ctx.load_tool, log_dir=ctx.log_dir)
     spec = LoadSpec(url, body, _headers(), connections, ctx.duration_s)
     processes = {service.name: service.pid}
     meter = CpuMeter(ctx.stack.processes(**processes) if service.name == "ingest" else processes)
+    recording = None
+    if profile and ctx.profile:
+        out = ctx.log_dir / f"{service.name}-{connections}.pyspy.txt"
+        recording = Recording(service.pid, seconds=ctx.duration_s, out=out)
     meter.start()
     result = run_load(spec, tool=ctx.load_tool, log_dir=ctx.log_dir)
-    return result, {**meter.stop(), f"load ({result.tool})": result.cpu_seconds}
+    cpu = {**meter.stop(), f"load ({result.tool})": result.cpu_seconds}
+    if recording is not None and profile:
+        recording.finish(timeout_s=30)
+        summary = {"error": recording.error} if recording.error else summarize(recording.out)
+        summary["summary"] = (
+            f"py-spy record of funnel-ingest during the measured {ctx.duration_s:.0f} s"
+            f" ({connections} connections); {summary.get('samples', 0)} samples at 100 Hz."
+        )
+        ctx.profiles[profile] = summary
+    return result, cpu
 
 
 async def _sample_records(kafka: KafkaSettings, topic: str, log_dir: Path) -> Path:
@@ -194,7 +221,9 @@ def _single_result(
     empty: tuple[LoadResult, dict[str, float]],
 ) -> Measurement:
     load, cpu = single
+    notes = ["py-spy sampled ingest (100 Hz, non-blocking) while it was measured"] * ctx.profile
     return Measurement(
+        notes=notes,
         name="ingest.single",
         title="Ingest, single /v1/track",
         unit="requests/s",

@@ -207,7 +207,7 @@ async def run(ctx: BenchContext) -> list[Measurement]:
             f"py-spy record of the faust worker for {ctx.duration_s:.0f} s while it processed"
             f" the benchmark's events; {profile.get('samples', 0)} samples at 100 Hz."
         )
-        ctx.profile_summary.update(profile)
+        ctx.profiles["stage engine"] = profile
     kafka = ctx.stack.kafka
     result = Measurement(
         name="stage_engine",

@@ -28,7 +28,8 @@ class BenchContext:
     e2e_rate: int  # events/s sent in the end-to-end benchmark
     e2e_seconds: float
     memory_contacts: int
-    profile_summary: dict[str, Any] = field(default_factory=dict)  # Filled by the profiler.
+    # py-spy summaries by what was profiled, filled in by the benchmarks.
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:

@@ -122,7 +122,7 @@ def run_benchmarks(args: argparse.Namespace) -> Path:
         settings=settings,
         machine=machine,
         results=results,
-        profile=ctx.profile_summary or None,
+        profiles=ctx.profiles,
     )
     out: Path = args.out
     return out

