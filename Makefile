@@ -9,7 +9,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint packages unit integration e2e schemas clean
+.PHONY: dev test install lint packages unit integration e2e schemas clean bench
 
 dev: install
 	$(VENV)/bin/funnel-dev
@@ -35,7 +35,7 @@ lint: install
 # Each package declares what it imports: sync it alone and import its entry point.
 SOLO := funnel-shared:funnel_shared.kafka funnel-ingest:funnel_ingest.main \
 	funnel-stage-engine:funnel_stage_engine.main funnel-notifier:funnel_notifier.main \
-	funnel-devstack:funnel_devstack.main
+	funnel-devstack:funnel_devstack.main funnel-bench:funnel_bench.main
 packages: $(UV)
 	@for pair in $(SOLO); do \
 		pkg=$${pair%%:*}; module=$${pair##*:}; env=.tools/solo/$$pkg; \
@@ -52,6 +52,16 @@ integration: install
 
 e2e: install
 	$(VENV)/bin/pytest tests/e2e
+
+# Benchmarks against their baselines, as ratios: writes bench/results/latest.{json,md}.
+# wrk is the load generator (Debian's package, installed here when we are root);
+# without it the bench falls back to a Python load generator and the report says so.
+BENCH_ARGS ?=
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| echo "wrk is not installed: using the Python load generator"
+	$(VENV)/bin/funnel-bench --out bench/results $(BENCH_ARGS)
 
 # Regenerate docs/schemas after changing an event model.
 schemas: install

@@ -1,0 +1,85 @@
+"""`make bench` in miniature: every benchmark for a second or two, then the report's shape.
+
+Never a timing threshold: the figures are whatever this busy machine gives.
+What must hold is that each benchmark ran (or says why it was skipped) and
+that both report files are complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from funnel_bench.report import REPORT_KEYS
+
+from tests.processes import entry_point
+
+RESULT_KEYS = {
+    "name",
+    "title",
+    "unit",
+    "figure",
+    "baseline",
+    "baseline_figure",
+    "ratio",
+    "target",
+    "status",
+    "cpu_seconds",
+    "baseline_cpu_seconds",
+    "settings",
+    "extra",
+    "notes",
+}
+MEASURED = {"ingest.batch", "ingest.single", "stage_engine", "e2e.p50", "e2e.p99"}
+MEASURED |= {"memory.rss", "memory.state"}
+WITH_BASELINE = {"ingest.batch", "ingest.single", "stage_engine"}
+
+
+def test_bench_writes_a_complete_report_for_every_benchmark(
+    kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    argv = [entry_point("funnel-bench"), "--duration", "1.5", "--out", str(out)]
+    argv += ["--stage-events", "1500", "--e2e-rate", "50", "--e2e-seconds", "2"]
+    argv += ["--memory-contacts", "300"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    finished = subprocess.run(
+        argv, env={**env, **kafka_env}, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:]
+
+    report = json.loads((out / "latest.json").read_text())
+    assert set(REPORT_KEYS) <= set(report)
+    assert {"cpu_model", "cores", "python", "git_commit"} <= set(report["machine"])
+    assert {"faust-streaming", "aiokafka", "fastapi", "uvicorn"} <= set(report["versions"])
+    results = {result["name"]: result for result in report["results"]}
+    for result in results.values():
+        assert set(result) >= RESULT_KEYS, result["name"]
+    failed = {n: r["notes"] for n, r in results.items() if r["status"] != "ok" and n in MEASURED}
+    assert not failed, failed
+    assert set(results) >= MEASURED
+    for name in MEASURED:
+        assert isinstance(results[name]["figure"], (int, float)), name
+    for name in MEASURED - {"memory.state"}:  # The state size is read off a topic, not run.
+        assert results[name]["cpu_seconds"], name
+    for name in WITH_BASELINE:
+        assert results[name]["ratio"] is not None, name
+        assert results[name]["baseline_cpu_seconds"], name
+    # py-spy may be refused ptrace in some containers: then the profile says so.
+    assert set(report["profiles"]) == {"stage engine", "ingest (single /v1/track)"}
+    for profile in report["profiles"].values():
+        assert "error" in profile or {"samples", "self", "inclusive", "packages"} <= set(profile)
+    notifier = [r for n, r in results.items() if n.startswith("notifier.")]
+    assert notifier and all(r["status"] in ("ok", "skipped") and r["notes"] for r in notifier)
+
+    lines = (out / "latest.md").read_text().splitlines()
+    header = lines.index(
+        "| benchmark | figure | unit | baseline | baseline figure | ratio | target | status |"
+    )
+    table = lines[header : lines.index("", header)]
+    rows = [line for line in table if not line.startswith("|---")]
+    assert len(rows) == 1 + len(results)  # The header, then one row per result.
+    for result in results.values():
+        assert any(line.startswith(f"| {result['title']} |") for line in rows), result["title"]

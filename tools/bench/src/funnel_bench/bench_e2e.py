@@ -1,0 +1,115 @@
+"""End to end: latency from ingest's 2xx to the stage change being readable, at a fixed rate.
+
+Ingest and the stage engine run as real processes; the probe (a separate
+process) sends and reads. The stage engine runs with the bench's broker
+settings; faust's own consumer fetch wait is not configurable from here.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from funnel_devstack.processes import free_port
+
+from funnel_bench.bench_stage_engine import start_worker
+from funnel_bench.context import WRITE_KEY, BenchContext, basic_auth
+from funnel_bench.procs import CpuMeter, Service, entry_point, run_measured, venv_python
+from funnel_bench.result import Measurement
+from funnel_bench.stack import unique
+
+__all__ = ["percentile", "run"]
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return None
+    rank = max(1, round(q / 100 * len(sorted_values) + 0.5))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+async def run(ctx: BenchContext) -> list[Measurement]:
+    stack = ctx.stack
+    _, topic_env = await stack.topics("e2e")
+    port = free_port()
+    ingest = Service(
+        "ingest",
+        [entry_point("funnel-ingest")],
+        env={
+            **stack.kafka_env,
+            **topic_env,
+            "INGEST_PORT": str(port),
+            "INGEST_WRITE_KEYS": json.dumps({"bench": WRITE_KEY}),
+        },
+        log_dir=ctx.log_dir,
+    )
+    worker, worker_port = start_worker(ctx, topic_env, unique("bench-e2e"))
+    try:
+        ingest.wait_http(f"http://127.0.0.1:{port}/readyz")
+        worker.wait_http(f"http://127.0.0.1:{worker_port}/readyz", timeout_s=180)
+        argv = [venv_python(), "-m", "funnel_bench.e2e_probe"]
+        argv += ["--url", f"http://127.0.0.1:{port}/v1/track", "--auth", basic_auth()]
+        argv += ["--bootstrap", stack.kafka.bootstrap_servers]
+        argv += ["--topic", topic_env["TOPIC_STAGE_CHANGED"]]
+        argv += ["--rate", str(ctx.e2e_rate), "--seconds", str(ctx.e2e_seconds)]
+        meter = CpuMeter(stack.processes(ingest=ingest.pid, **{"stage-engine": worker.pid}))
+        meter.start()
+        finished = run_measured(argv, timeout_s=ctx.e2e_seconds + 120, log_dir=ctx.log_dir)
+        cpu = {**meter.stop(), "probe": finished.cpu_seconds}
+    finally:
+        ingest.stop()
+        worker.stop()
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("BENCH-JSON ")]
+    if finished.returncode != 0 or not lines:
+        raise RuntimeError(f"e2e probe failed:\n{finished.stdout[-2000:]}")
+    return _results(ctx, json.loads(lines[-1].removeprefix("BENCH-JSON ")), cpu)
+
+
+def _results(ctx: BenchContext, probe: dict[str, Any], cpu: dict[str, float]) -> list[Measurement]:
+    latencies: list[float] = probe["latencies_ms"]
+    settings = {
+        "rate_per_s": ctx.e2e_rate,
+        "seconds": ctx.e2e_seconds,
+        "probe_fetch_max_wait_ms": 10,
+        "stage_engine_fetch_wait": "faust default",
+        "producer_max_batch_size": ctx.stack.kafka.producer_max_batch_size,
+    }
+    extra = {
+        "sent": probe["sent"],
+        "acked_2xx": probe["acked"],
+        "stage_changes_matched": probe["matched"],
+        "achieved_rate_per_s": round(probe["sent"] / probe["send_seconds"], 1),
+        "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        "max_ms": round(latencies[-1], 1) if latencies else None,
+    }
+    notes = []
+    if probe["matched"] < probe["acked"]:
+        notes.append(
+            f"{probe['acked'] - probe['matched']} accepted events had no stage change in time"
+        )
+    status = "ok" if latencies else "failed"
+    common: dict[str, Any] = {
+        "unit": "ms",
+        "cpu_seconds": cpu,
+        "settings": settings,
+        "status": status,
+    }
+    return [
+        Measurement(
+            name="e2e.p50",
+            title="End to end, p50 (2xx to stage change readable)",
+            figure=percentile(latencies, 50),
+            extra=extra,
+            notes=notes,
+            **common,
+        ),
+        Measurement(
+            name="e2e.p99",
+            title="End to end, p99",
+            figure=percentile(latencies, 99),
+            target="<= 150 ms",
+            **common,
+        ),
+    ]

@@ -1,0 +1,54 @@
+"""The one result type every benchmark returns, and what the report is made of."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Measurement", "Status", "ratio"]
+
+Status = Literal["ok", "skipped", "failed"]
+
+
+def ratio(figure: float | None, baseline: float | None) -> float | None:
+    if figure is None or not baseline:
+        return None
+    return figure / baseline
+
+
+@dataclass
+class Measurement:
+    """One figure, divided by the baseline measured in the same run where there is one.
+
+    ``cpu_seconds`` and ``baseline_cpu_seconds`` are the CPU (user + system) each
+    process used while it was measured, by process name.
+    """
+
+    name: str
+    title: str
+    unit: str
+    figure: float | None = None
+    baseline: str | None = None
+    baseline_figure: float | None = None
+    target: str | None = None
+    status: Status = "ok"
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    baseline_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        return ratio(self.figure, self.baseline_figure)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio}
+
+    @classmethod
+    def skipped(cls, name: str, title: str, unit: str, reason: str) -> Measurement:
+        return cls(name=name, title=title, unit=unit, status="skipped", notes=[reason])
+
+    @classmethod
+    def failed(cls, name: str, title: str, unit: str, error: str) -> Measurement:
+        return cls(name=name, title=title, unit=unit, status="failed", notes=[error])
