@@ -1,4 +1,4 @@
-"""Test parts for the notifier: a real HTTP webhook receiver, stage-change records, waits.
+"""Test parts for the notifier: a real HTTP webhook receiver, stage-engine records, waits.
 
 The receiver checks every request with the ``standardwebhooks`` package, an
 implementation of the spec independent of ours, and counts *acknowledged*
@@ -17,13 +17,13 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from funnel_notifier.rules import builtin_rules_dir
-from funnel_shared.events import StageChanged
+from funnel_shared.events import ContactMerged, StageChanged, StageStalled
 from funnel_shared.kafka import Publisher, encode_model, publish
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -156,12 +156,68 @@ def stage_change(
     )
 
 
-async def publish_change(publisher: Publisher, topic: str, change: StageChanged) -> None:
+def stage_stalled(
+    contact_id: str,
+    *,
+    funnel: str = "lifecycle",
+    stage: str = "prospect",
+    traits: dict[str, Any] | None = None,
+    move_to: str | None = None,
+) -> StageStalled:
+    now = datetime.now(UTC)
+    return StageStalled(
+        id=str(uuid.uuid4()),
+        funnel=funnel,
+        funnel_version="test",
+        contact_id=contact_id,
+        stage=stage,
+        furthest_stage=stage,
+        entered_at=now - timedelta(days=30),
+        entry_id=str(uuid.uuid4()),
+        stalled_after_seconds=timedelta(days=30).total_seconds(),
+        move_to=move_to,
+        event_time=now,
+        processed_at=now,
+        traits=traits or {},
+    )
+
+
+def contact_merged(
+    contact_id: str,
+    merged_contact_id: str,
+    *,
+    funnel: str = "lifecycle",
+    current_stage: str = "lead",
+    traits: dict[str, Any] | None = None,
+) -> ContactMerged:
+    now = datetime.now(UTC)
+    return ContactMerged(
+        id=str(uuid.uuid4()),
+        merge_id=str(uuid.uuid4()),
+        funnel=funnel,
+        funnel_version="test",
+        contact_id=contact_id,
+        merged_contact_id=merged_contact_id,
+        current_stage=current_stage,
+        furthest_stage=current_stage,
+        merged_current_stage=current_stage,
+        merged_furthest_stage=current_stage,
+        cause_message_id=str(uuid.uuid4()),
+        event_time=now,
+        processed_at=now,
+        traits=traits or {},
+    )
+
+
+async def publish_change(
+    publisher: Publisher, topic: str, change: StageChanged | StageStalled | ContactMerged
+) -> None:
+    """Publish a stage-engine record as the stage engine does (``ce_type`` from its kind)."""
     record = encode_model(
         change,
         key=change.contact_id,
         event_id=change.id,
-        event_type="funnel.stage_changed",
+        event_type=f"funnel.{change.kind}",
         source="/test",
         time=change.processed_at,
     )

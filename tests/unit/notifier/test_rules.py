@@ -118,18 +118,28 @@ def test_durations(text: str | float, seconds: float) -> None:
 def test_check_reports_disabled_rules_and_fails_on_a_missing_template(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("CRM_WEBHOOK_URL", raising=False)
+    for name in ("CRM_WEBHOOK_URL", "SALES_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
     assert check(builtin_rules_dir()) == 0
-    out = capsys.readouterr().out
-    assert "hourglass.closed.crm: entered hourglass/closed -> webhook: DISABLED" in out
-    assert "CRM_WEBHOOK_URL" in out
-
-    monkeypatch.setenv("CRM_WEBHOOK_URL", "https://crm.example/hook")
-    monkeypatch.setenv("CRM_WEBHOOK_SECRET", new_secret())
-    assert check(builtin_rules_dir()) == 0
+    out = capsys.readouterr().out.splitlines()
     assert (
-        "hourglass.closed.crm: entered hourglass/closed -> webhook: ok" in capsys.readouterr().out
-    )
+        "lifecycle.prospect.stalled: stalled lifecycle/prospect -> webhook: DISABLED: the"
+        " environment variable SALES_WEBHOOK_URL (the webhook URL) is not set"
+    ) in out
+    assert (
+        "hourglass.closed.crm: entered hourglass/closed -> webhook: DISABLED: the"
+        " environment variable CRM_WEBHOOK_URL (the webhook URL) is not set"
+    ) in out
+
+    for prefix in ("CRM", "SALES"):
+        monkeypatch.setenv(f"{prefix}_WEBHOOK_URL", f"https://{prefix.lower()}.example/hook")
+        monkeypatch.setenv(f"{prefix}_WEBHOOK_SECRET", new_secret())
+    assert check(builtin_rules_dir()) == 0
+    out = capsys.readouterr().out.splitlines()
+    # A stall rule is an ordinary rule now: nothing says it waits for anything.
+    assert "lifecycle.prospect.stalled: stalled lifecycle/prospect -> webhook: ok" in out
+    assert "hourglass.closed.crm: entered hourglass/closed -> webhook: ok" in out
+    assert "4 rule(s) in " in out[-1] and out[-1].endswith(", 0 disabled")
 
     write_rules(tmp_path, GOOD.replace("template: nudge", "template: missing"))
     assert check(tmp_path) == 1

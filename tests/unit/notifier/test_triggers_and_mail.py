@@ -39,7 +39,8 @@ def test_a_stage_no_rule_mentions_plans_nothing() -> None:
     ("value", "expected"),
     [
         (b'{"kind": "stage_blocked", "id": "x"}', Invalid),
-        (b'{"kind": "stage_stalled", "id": "x"}', Ignored),
+        (b'{"kind": "stage_stalled", "id": "x"}', Invalid),
+        (b'{"kind": "contact_merged", "id": "x"}', Invalid),
         (b'{"kind": "from_the_future"}', Ignored),
         (b"[1, 2]", Invalid),
         (b"\xff\xfe", Invalid),
@@ -50,9 +51,9 @@ def test_records_are_sorted_by_kind(value: bytes, expected: type) -> None:
     assert isinstance(decode(value), expected)
 
 
-def test_unknown_kinds_are_marked_unknown_and_blocked_skips_are_known() -> None:
-    unknown = decode(b'{"kind": "contact_merged"}')
-    assert unknown == Ignored("contact_merged", known=False)
+def test_unknown_kinds_are_marked_unknown() -> None:
+    unknown = decode(b'{"kind": "lead_scored"}')
+    assert unknown == Ignored("lead_scored", known=False)
 
 
 def _channel(template: str, to: str = "{{ traits.email }}") -> EmailChannel:

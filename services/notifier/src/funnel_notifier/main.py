@@ -16,7 +16,6 @@ from funnel_notifier.actions import Resources, resolve_rules
 from funnel_notifier.app import create_app
 from funnel_notifier.rules import RuleFileError, builtin_rules_dir, load_rules
 from funnel_notifier.settings import NotifierSettings
-from funnel_notifier.triggers import PENDING_TRIGGERS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_notifier"
@@ -44,8 +43,6 @@ def check(directory: Path) -> int:
         rule = item.rule
         where = f"{item.funnel}/{rule.stage}" if rule.stage else item.funnel
         state = f"DISABLED: {why}" if why else "ok"
-        if not why and rule.trigger in PENDING_TRIGGERS:
-            state += f" ({PENDING_TRIGGERS[rule.trigger]})"
         print(f"{item.rule.id}: {rule.trigger} {where} -> {rule.action.type}: {state}")
     print(f"{len(loaded)} rule(s) in {directory}, {len(active.disabled)} disabled")
     return 0

@@ -26,7 +26,6 @@ from funnel_notifier.queue import FollowUpQueue
 from funnel_notifier.rules import builtin_rules_dir, load_rules
 from funnel_notifier.settings import NotifierSettings
 from funnel_notifier.store import PostgresStageChangeStore
-from funnel_notifier.triggers import PENDING_TRIGGERS
 
 __all__ = ["Runtime", "rules_dir", "smtp_config"]
 
@@ -81,9 +80,6 @@ class Runtime:
         )
         for rule_id, why in self.active.disabled.items():
             log.warning("rule %s is disabled: %s", rule_id, why)
-        for item in self.active.rules:
-            if item.rule.trigger in PENDING_TRIGGERS:
-                log.info("rule %s %s", item.rule.id, PENDING_TRIGGERS[item.rule.trigger])
         log.info("%d follow-up rule(s) active from %s", len(self.active.rules), directory)
         self.consumer = AIOKafkaConsumer(
             self.topics.stage_changed,

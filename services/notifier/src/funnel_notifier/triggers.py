@@ -2,9 +2,14 @@
 
 The topic carries several kinds of value, told apart by ``kind``. Each kind
 the notifier can act on has a decoder that turns it into a ``Trigger``:
-``stage_changed`` becomes an ``entered`` trigger. Stall and merge records
-(issue 5) plug in here as ``stalled`` and ``merged`` triggers once their
-models exist in ``funnel_shared.events``; until then they are unknown kinds.
+``stage_changed`` becomes an ``entered`` trigger, ``stage_stalled`` a
+``stalled`` one (in the stage it stalled in) and ``contact_merged`` a
+``merged`` one (no stage: a merge concerns the whole funnel).
+
+Only stage changes move a contact's latest stage (what ``unless: moved_on``
+is judged against). A merge or a stall that moves the contact is followed on
+the topic by its own ``stage_changed`` record (``causeKind`` merge or stall),
+so the stall and merge triggers carry no ``change`` and move nothing twice.
 
 - invalid JSON, or a known kind that does not validate: ``Invalid`` (dead-lettered);
 - a known kind no rule type acts on (``stage_blocked``): ``Ignored``;
@@ -23,13 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from funnel_shared.events import StageBlocked, StageChanged
+from funnel_shared.events import ContactMerged, StageBlocked, StageChanged, StageStalled
 from pydantic import BaseModel, ValidationError
 
 from funnel_notifier.rules import LoadedRule
 
 __all__ = [
-    "PENDING_TRIGGERS",
     "Decoded",
     "Ignored",
     "Invalid",
@@ -89,18 +93,42 @@ def _entered(change: BaseModel) -> Trigger:
     )
 
 
+def _stalled(stall: BaseModel) -> Trigger:
+    assert isinstance(stall, StageStalled)
+    return Trigger(
+        type="stalled",
+        source_id=stall.id,
+        funnel=stall.funnel,
+        contact_id=stall.contact_id,
+        stage=stall.stage,
+        event_time=stall.event_time,  # The deadline that passed.
+        traits=dict(stall.traits),
+        record=stall.model_dump(mode="json"),
+    )
+
+
+def _merged(merged: BaseModel) -> Trigger:
+    assert isinstance(merged, ContactMerged)
+    return Trigger(
+        type="merged",
+        source_id=merged.id,
+        funnel=merged.funnel,
+        contact_id=merged.contact_id,  # The surviving, identified contact.
+        # Merged rules have no stage (rules.py refuses one), so neither does the
+        # follow-up; the stages after the merge are in the record.
+        stage=None,
+        event_time=merged.event_time,
+        traits=dict(merged.traits),
+        record=merged.model_dump(mode="json"),
+    )
+
+
 # kind -> (model, how it becomes a trigger; None = known, but nothing acts on it).
 _KINDS: dict[str, tuple[type[BaseModel], Callable[[BaseModel], Trigger] | None]] = {
     "stage_changed": (StageChanged, _entered),
+    "stage_stalled": (StageStalled, _stalled),
+    "contact_merged": (ContactMerged, _merged),
     "stage_blocked": (StageBlocked, None),
-}
-
-
-# Trigger types whose records the stage engine does not publish yet (issue 5).
-# Rules using them are valid and stored; they match once a decoder is added above.
-PENDING_TRIGGERS = {
-    trigger: f"matches once {kind} records exist"
-    for trigger, kind in (("stalled", "stage_stalled"), ("merged", "contact_merged"))
 }
 
 

@@ -92,7 +92,9 @@ def template_context(delivery: Delivery) -> dict[str, Any]:
         "stage": delivery.stage,
         "followup_id": delivery.followup_id,
         "rule_id": delivery.rule_id,
-        "change": delivery.record,
+        "trigger": delivery.trigger,
+        "record": delivery.record,  # The triggering record: stage change, stall or merge.
+        "change": delivery.record,  # Its older name, kept for existing templates.
     }
 
 

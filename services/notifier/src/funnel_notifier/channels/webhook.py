@@ -13,13 +13,17 @@ from funnel_notifier.backoff import is_final_status, parse_retry_after
 from funnel_notifier.channels import Delivery, Outcome
 from funnel_notifier.signing import signature_headers
 
-__all__ = ["WebhookChannel", "webhook_body"]
+__all__ = ["RECORD_KEYS", "WebhookChannel", "webhook_body"]
 
 USER_AGENT = "funnel-notifier/0.1"
 
 
+# Where the triggering record goes in ``data``, by trigger type.
+RECORD_KEYS = {"entered": "stageChange", "stalled": "stall", "merged": "merge"}
+
+
 def webhook_body(delivery: Delivery) -> bytes:
-    """The same bytes on every try: the trigger, the follow-up id and the rule."""
+    """The same bytes on every try: the triggering record, the follow-up id and the rule."""
     body = {
         "type": f"followup.{delivery.trigger}",
         "timestamp": delivery.record.get("eventTime"),
@@ -31,7 +35,7 @@ def webhook_body(delivery: Delivery) -> bytes:
                 "funnel": delivery.funnel,
                 "stage": delivery.stage,
             },
-            "stageChange": delivery.record,
+            RECORD_KEYS.get(delivery.trigger, "record"): delivery.record,
         },
     }
     return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
