@@ -15,14 +15,15 @@ from typing import Any
 
 import faust
 from faust.types import TableT, TopicT
-from funnel_shared.settings import KafkaSettings, TopicSettings
+from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
 from funnel_stage_engine.definitions import Funnel
 from funnel_stage_engine.handler import ContactEventHandler, Evaluate
 from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.projection import Projection
+from funnel_stage_engine.serving import attach_http_and_projection
 from funnel_stage_engine.settings import StageEngineSettings
-from funnel_stage_engine.web import add_pages
 
 __all__ = ["StageEngineApp", "create_app"]
 
@@ -36,6 +37,7 @@ class StageEngineApp(faust.App):
     metrics: StageEngineMetrics
     evaluate_contact_events: Any
     contact_to_state: TableT[str, Any]
+    projection: Projection
 
 
 def create_app(
@@ -45,6 +47,7 @@ def create_app(
     topics: TopicSettings,
     funnels: Sequence[Funnel],
     evaluate: Evaluate | None = None,
+    database: DatabaseSettings | None = None,
 ) -> StageEngineApp:
     app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
     contact_events_topic = _raw_topic(app, topics.contact_events)
@@ -76,7 +79,15 @@ def create_app(
             await manual.ack(event)
 
     app.evaluate_contact_events = evaluate_contact_events
-    add_pages(app, app.metrics)
+    app.projection = attach_http_and_projection(
+        app,
+        settings=settings,
+        kafka=kafka,
+        topics=topics,
+        database=database,
+        funnels=funnels,
+        metrics=app.metrics,
+    )
     return app
 
 

@@ -1,0 +1,213 @@
+"""Response models of the read API (camelCase on the wire, like the event contracts)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.report import FunnelReport
+
+__all__ = [
+    "BlockedView",
+    "ContactView",
+    "FunnelSummary",
+    "FunnelView",
+    "HistoryEntry",
+    "ReportView",
+    "StageReportView",
+    "contact_view",
+    "funnel_summary",
+    "funnel_view",
+    "report_view",
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
+    )
+
+
+class HistoryEntry(_Out):
+    """One stage change and why it happened."""
+
+    id: str
+    from_stage: str | None
+    to_stage: str
+    furthest_stage: str
+    rule_id: str
+    cause_message_id: str
+    event_time: datetime
+    processed_at: datetime
+    funnel_version: str
+
+
+class BlockedView(_Out):
+    """A refused skip (strict funnels): the contact stayed where it was."""
+
+    id: str
+    current_stage: str | None
+    attempted_stage: str
+    rule_id: str
+    cause_message_id: str
+    event_time: datetime
+    processed_at: datetime
+    funnel_version: str
+
+
+class ContactFunnelView(_Out):
+    funnel: str
+    funnel_version: str
+    current_stage: str
+    furthest_stage: str
+    entered_at: datetime
+    stalled_at: datetime | None
+    traits: dict[str, Any]
+    history: list[HistoryEntry]
+    blocked: list[BlockedView]
+
+
+class ContactView(_Out):
+    contact_id: str
+    funnels: list[ContactFunnelView]
+    # Blocked attempts in funnels the contact has no stage in yet.
+    blocked_outside: list[BlockedView] = []
+
+
+class RuleSummary(_Out):
+    id: str
+    to: str
+    from_: list[str] | None = None
+    backward: bool = False
+    counted: bool = False
+
+
+class FunnelSummary(_Out):
+    name: str
+    description: str
+    version: str
+    ordering: str
+    stages: list[str]
+
+
+class FunnelView(FunnelSummary):
+    rules: list[RuleSummary]
+
+
+class StageReportView(_Out):
+    stage: str
+    reached: int
+    current: int
+    in_progress: int
+    stalled: int
+    blocked: int
+    conversion_to_next: float | None
+    median_seconds_to_next: float | None
+    p90_seconds_to_next: float | None
+
+
+class ReportView(_Out):
+    funnel: str
+    version: str
+    ordering: str
+    since: datetime | None
+    until: datetime | None
+    stages: list[StageReportView]
+
+
+def funnel_summary(funnel: Funnel) -> FunnelSummary:
+    definition = funnel.definition
+    return FunnelSummary(
+        name=funnel.name,
+        description=definition.description,
+        version=funnel.version,
+        ordering=definition.ordering,
+        stages=list(definition.stages),
+    )
+
+
+def funnel_view(funnel: Funnel) -> FunnelView:
+    rules = [
+        RuleSummary(
+            id=rule.id,
+            to=rule.to,
+            from_=rule.from_,
+            backward=rule.backward,
+            counted=rule.count is not None,
+        )
+        for rule in funnel.definition.rules
+    ]
+    return FunnelView(**funnel_summary(funnel).model_dump(), rules=rules)
+
+
+def contact_view(
+    contact_id: str, rows: Mapping[str, list[dict[str, Any]]], funnels: Mapping[str, Funnel]
+) -> ContactView:
+    views = []
+    for current in rows["current"]:
+        name = current["funnel"]
+        views.append(
+            ContactFunnelView(
+                **{k: current[k] for k in ("funnel", "funnel_version", "current_stage")},
+                furthest_stage=current["furthest_stage"],
+                entered_at=current["entered_at"],
+                stalled_at=current["stalled_at"],
+                traits=_json(current["traits"]),
+                history=[
+                    HistoryEntry(**_pick(r, HistoryEntry))
+                    for r in rows["history"]
+                    if r["funnel"] == name
+                ],
+                blocked=[
+                    BlockedView(**_pick(r, BlockedView))
+                    for r in rows["blocked"]
+                    if r["funnel"] == name
+                ],
+            )
+        )
+    known = {view.funnel for view in views}
+    outside = [
+        BlockedView(**_pick(r, BlockedView)) for r in rows["blocked"] if r["funnel"] not in known
+    ]
+    views.sort(key=lambda view: (view.funnel not in funnels, view.funnel))
+    return ContactView(contact_id=contact_id, funnels=views, blocked_outside=outside)
+
+
+def report_view(
+    funnel: Funnel, report: FunnelReport, *, since: datetime | None, until: datetime | None
+) -> ReportView:
+    return ReportView(
+        funnel=funnel.name,
+        version=funnel.version,
+        ordering=funnel.definition.ordering,
+        since=since,
+        until=until,
+        stages=[
+            StageReportView(
+                stage=stage.stage,
+                reached=stage.reached,
+                current=stage.current,
+                in_progress=stage.in_progress,
+                stalled=stage.stalled,
+                blocked=stage.blocked,
+                conversion_to_next=stage.conversion_to_next,
+                median_seconds_to_next=stage.median_s_to_next,
+                p90_seconds_to_next=stage.p90_s_to_next,
+            )
+            for stage in report.stages
+        ],
+    )
+
+
+def _pick(row: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    return {name: row[name] for name in model.model_fields}
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return dict(json.loads(value)) if isinstance(value, str) else dict(value or {})
