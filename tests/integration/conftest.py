@@ -49,6 +49,13 @@ def stage_engine_worker(
             worker.stop()
 
 
+@pytest.fixture
+def projection_database(database_url: str) -> str:
+    """This test's database with the stage engine's tables."""
+    migrate_stage_engine(database_url)
+    return database_url
+
+
 def migrate_stage_engine(database_url: str) -> None:
     subprocess.run(
         [entry_point("funnel-stage-engine"), "migrate"],

@@ -70,6 +70,8 @@ class Projection:
         self.store: ProjectionStore | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.last_error: str | None = "not started"
+        self.records_seen = 0  # Records fetched since start, stored or not: shows where it resumed.
+        self.committed: dict[TopicPartition, int] = {}  # Offsets this instance committed.
 
     @property
     def assigned(self) -> bool:
@@ -118,6 +120,7 @@ class Projection:
         tp: TopicPartition,
         records: list[Any],
     ) -> None:
+        self.records_seen += len(records)
         try:
             added = await store.apply(decode_outputs(records))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -128,6 +131,7 @@ class Projection:
             return
         self.last_error = None
         await consumer.commit({tp: records[-1].offset + 1})
+        self.committed[tp] = records[-1].offset + 1
         log.info("projected %d new of %d records from %s", added, len(records), tp)
 
     def _failed(self, doing: str, exc: BaseException) -> None:
