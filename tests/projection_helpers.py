@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
+from funnel_shared.events import StageChanged
 from funnel_shared.settings import DatabaseSettings, KafkaSettings
 from funnel_stage_engine.projection import Projection
+
+from tests.stage_outputs import Output, publish_outputs
 
 
 @contextlib.asynccontextmanager
@@ -59,3 +63,25 @@ async def count_rows(database_url: str, query: str, *args: Any) -> int:
         return int(await connection.fetchval(query, *args))
     finally:
         await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def projected(
+    kafka: KafkaSettings, outputs: Sequence[Output], *, database_url: str, topic: str
+) -> AsyncIterator[Projection]:
+    """A running projection that has stored ``outputs`` (published here, in order)."""
+    history = sum(isinstance(output, StageChanged) for output in outputs)
+    blocks = len(outputs) - history
+    group = f"test-projection-{uuid.uuid4().hex[:12]}"
+    async with running_projection(
+        kafka, database_url=database_url, topic=topic, group_id=group
+    ) as projection:
+        await publish_outputs(kafka, topic, outputs)
+
+        async def stored() -> bool:
+            rows = await count_rows(database_url, "SELECT count(*) FROM stage_history")
+            blocked = await count_rows(database_url, "SELECT count(*) FROM stage_blocks")
+            return (rows, blocked) == (history, blocks)
+
+        await wait_until(stored, f"{len(outputs)} outputs to be projected")
+        yield projection

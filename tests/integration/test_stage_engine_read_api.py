@@ -6,73 +6,19 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 from funnel_shared.events import StageBlocked, StageChanged
 from funnel_shared.settings import KafkaSettings, TopicSettings
-from funnel_stage_engine.definitions import Funnel, parse_funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.web import create_web_app
 
 from tests.contact_events import START
-from tests.projection_helpers import count_rows, running_projection, wait_until
-from tests.stage_outputs import blocked, journey, publish_outputs
+from tests.journey_set import HOUR, STAGES, STEPS, funnels_under_test, journey_set
+from tests.projection_helpers import projected
 
 pytestmark = pytest.mark.integration
-
-STAGES = ["visitor", "lead", "prospect", "customer"]
-STEPS = ["signed_up", "demoed", "ordered"]
-HOUR = timedelta(hours=1)
-FUNNELS = {
-    "journey": "name: journey\nstages: [visitor, lead, prospect, customer]\n"
-    "rules: [{id: visit, to: visitor, match: {type: page}}]\n",
-    "skip": "name: skip\nstages: [visitor, lead, prospect, customer]\n"
-    "rules: [{id: visit, to: visitor, match: {type: page}}]\n",
-    "steps": "name: steps\nordering: strict\nstages: [signed_up, demoed, ordered]\n"
-    "rules: [{id: sign-up, to: signed_up, match: {event: Signed Up}}]\n",
-}
-
-
-def funnels_under_test() -> list[Funnel]:
-    return [
-        parse_funnel(text.encode(), path=Path(f"{name}.yaml")) for name, text in FUNNELS.items()
-    ]
-
-
-def journey_set(run: str) -> list[StageChanged | StageBlocked]:
-    """10 visitors, 6 leads, 3 prospects, 1 customer in the range; one early lead before it.
-
-    Lead after visitor: 1..6 h (median 3.5 h, p90 5.5 h). Prospect after lead: 1, 2, 4 h
-    (median 2 h, p90 3.6 h). Customer after prospect: 10 h.
-    """
-    outputs: list[StageChanged | StageBlocked] = []
-    to_prospect = [1, 2, 4]
-    for i in range(10):
-        at = START + timedelta(minutes=i)
-        moves = [("visitor", at)]
-        if i < 6:
-            moves.append(("lead", moves[-1][1] + (i + 1) * HOUR))
-        if i < 3:
-            moves.append(("prospect", moves[-1][1] + to_prospect[i] * HOUR))
-        if i < 1:
-            moves.append(("customer", moves[-1][1] + 10 * HOUR))
-        outputs += journey(f"{run}-c{i}", "journey", moves, stages=STAGES)
-    early = START - timedelta(days=10)
-    outputs += journey(
-        f"{run}-early", "journey", [("visitor", early), ("lead", early + HOUR)], stages=STAGES
-    )
-    # A forward funnel may skip: visitor straight to customer reaches lead and prospect too.
-    outputs += journey(
-        f"{run}-skipper", "skip", [("visitor", START), ("customer", START + HOUR)], stages=STAGES
-    )
-    outputs += journey(f"{run}-s1", "steps", [("signed_up", START)], stages=STEPS)
-    for at in (START, early):
-        outputs.append(
-            blocked(f"{run}-s1", "steps", current="signed_up", attempted="ordered", at=at)
-        )
-    return outputs
 
 
 @dataclass(frozen=True)
@@ -88,19 +34,9 @@ async def read_api(
 ) -> AsyncIterator[ReadApi]:
     run = uuid.uuid4().hex[:8]
     outputs = journey_set(run)
-    history = sum(isinstance(output, StageChanged) for output in outputs)
-    group = f"test-projection-{run}"
-    async with running_projection(
-        kafka_settings, database_url=projection_database, topic=topics.stage_changed, group_id=group
+    async with projected(
+        kafka_settings, outputs, database_url=projection_database, topic=topics.stage_changed
     ) as projection:
-        await publish_outputs(kafka_settings, topics.stage_changed, outputs)
-
-        async def stored() -> bool:
-            rows = await count_rows(projection_database, "SELECT count(*) FROM stage_history")
-            blocks = await count_rows(projection_database, "SELECT count(*) FROM stage_blocks")
-            return (rows, blocks) == (history, 2)
-
-        await wait_until(stored, "the journey set to be projected")
         app = create_web_app(
             funnels=funnels_under_test(),
             projection=projection,
@@ -207,6 +143,9 @@ async def test_malformed_dates_get_422(read_api: ReadApi) -> None:
         assert response.status_code == 422, params
     page = await read_api.client.get("/funnels/journey", params={"since": "soon"})
     assert page.status_code == 422
+    # A date input left empty means "no bound", as the page's own form submits it.
+    blank = await read_api.client.get("/funnels/journey", params={"since": "", "until": ""})
+    assert blank.status_code == 200
 
 
 async def test_funnels_are_listed_with_their_definitions_and_versions(read_api: ReadApi) -> None:
