@@ -21,5 +21,8 @@ def test_every_published_record_type_has_a_schema() -> None:
         "contact-event.v1.json",
         "stage-changed.v1.json",
         "stage-blocked.v1.json",
+        "contact-merged.v1.json",
+        "stage-stalled.v1.json",
+        "stage-output.v1.json",
         "rejected.v1.json",
     } <= set(render_schemas())

@@ -16,10 +16,13 @@ from pydantic import BaseModel, TypeAdapter
 
 from funnel_shared.events import (
     ContactEvent,
+    ContactMerged,
     RejectedRecord,
     SegmentMessage,
     StageBlocked,
     StageChanged,
+    StageOutput,
+    StageStalled,
 )
 
 __all__ = ["SCHEMAS", "render_schemas", "write_schemas"]
@@ -29,6 +32,9 @@ SCHEMAS: dict[str, Any] = {
     "contact-event.v1": ContactEvent,
     "stage-changed.v1": StageChanged,
     "stage-blocked.v1": StageBlocked,
+    "contact-merged.v1": ContactMerged,
+    "stage-stalled.v1": StageStalled,
+    "stage-output.v1": StageOutput,
     "rejected.v1": RejectedRecord,
 }
 

@@ -113,6 +113,7 @@ def test_a_stage_change_says_why_and_when() -> None:
         "furthest_stage": "silver",
         "rule_id": "silver",
         "cause_message_id": "m-why",
+        "cause_kind": "event",
         "event_time": T0,
         "processed_at": processed_at,
     }

@@ -18,6 +18,8 @@ from faust.types import TableT, TopicT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
+from funnel_stage_engine.commands import Tick
+from funnel_stage_engine.deadlines import DeadlineIndex
 from funnel_stage_engine.definitions import Funnel
 from funnel_stage_engine.handler import ContactEventHandler, Evaluate
 from funnel_stage_engine.metrics import StageEngineMetrics
@@ -34,6 +36,7 @@ class StageEngineApp(faust.App):
     """A faust app that also carries the pieces tests want to reach."""
 
     handler: ContactEventHandler
+    deadlines: DeadlineIndex
     metrics: StageEngineMetrics
     evaluate_contact_events: Any
     contact_to_state: TableT[str, Any]
@@ -50,9 +53,27 @@ def create_app(
     database: DatabaseSettings | None = None,
 ) -> StageEngineApp:
     app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
-    contact_events_topic = _raw_topic(app, topics.contact_events)
+    commands_name = f"{settings.app_id}-contact-commands"
+    # Internal: faust creates it with the app's partitions, which must be those of the
+    # contact-events topic, so a contact's events and commands share a partition number.
+    commands_topic = app.topic(
+        commands_name,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=True,
+        partitions=kafka.partitions,
+    )
+    source_topic = app.topic(
+        topics.contact_events, commands_name, key_serializer="raw", value_serializer="raw"
+    )
     outbound = {name: _raw_topic(app, name) for name in (topics.stage_changed, topics.rejected)}
+    outbound[commands_name] = commands_topic
     app.contact_to_state = app.Table("contact_to_state", default=None, partitions=kafka.partitions)
+    app.deadlines = DeadlineIndex(
+        partitions=kafka.partitions,
+        idle_after_s=settings.idle_partition_after_s,
+        lateness_s=settings.idle_lateness_s,
+    )
     app.metrics = StageEngineMetrics(lag=lambda: consumer_lag(app, topics.contact_events))
     app.handler = ContactEventHandler(
         funnels=funnels,
@@ -60,16 +81,21 @@ def create_app(
         publisher=FaustPublisher(outbound),
         topics=topics,
         metrics=app.metrics,
+        commands_topic=commands_name,
+        deadlines=app.deadlines,
     )
     if evaluate is not None:
         app.handler.evaluate = evaluate
 
-    @app.agent(contact_events_topic)
+    @app.agent(source_topic)
     async def evaluate_contact_events(stream: Any) -> None:
         manual = stream.noack()
         async for event in manual.events():
+            handle = app.handler.handle
+            if event.message.topic == commands_name:
+                handle = app.handler.handle_command
             try:
-                await app.handler.handle(key=event.key, value=event.value)
+                await handle(key=event.key, value=event.value)
             except Exception as exc:
                 # Only a failed publish gets here. Stop without acking: the event is
                 # processed again after the restart, which the ordering makes safe.
@@ -79,6 +105,7 @@ def create_app(
             await manual.ack(event)
 
     app.evaluate_contact_events = evaluate_contact_events
+    _add_stall_timer(app, settings, topics.contact_events, commands_topic)
     app.projection = attach_http_and_projection(
         app,
         settings=settings,
@@ -89,6 +116,34 @@ def create_app(
         metrics=app.metrics,
     )
     return app
+
+
+def _add_stall_timer(
+    app: StageEngineApp, settings: StageEngineSettings, source: str, commands_topic: TopicT
+) -> None:
+    rebalanced = {"pending": True}
+
+    async def _rebuild_later(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Sent once the tables are recovered: the next timer run re-reads them.
+        rebalanced["pending"] = True
+
+    app.on_rebalance_complete.connect(_rebuild_later)  # type: ignore[arg-type]
+
+    async def send_due_ticks() -> None:
+        recovery = getattr(app.tables, "recovery", None)
+        if app.rebalancing or recovery is None or not recovery.completed.is_set():
+            return
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == source}
+        if rebalanced["pending"]:
+            rebalanced["pending"] = False
+            app.deadlines.rebuild(app.contact_to_state.items(), assigned)
+        for contact_id, now in app.deadlines.due(assigned):
+            tick = Tick(contact_id=contact_id, now=now)
+            await commands_topic.send(
+                key=contact_id.encode(), value=tick.model_dump_json().encode()
+            )
+
+    app.timer(interval=settings.stall_check_interval_s)(send_due_ticks)
 
 
 def _raw_topic(app: faust.App, name: str) -> TopicT:

@@ -13,6 +13,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,7 +30,7 @@ from pydantic import (
 )
 
 from funnel_stage_engine.matching import Match
-from funnel_stage_engine.windows import CountWindow
+from funnel_stage_engine.windows import CountWindow, parse_duration
 
 __all__ = [
     "BUILTIN_DIRECTORY",
@@ -38,6 +39,7 @@ __all__ = [
     "FunnelDefinitionError",
     "Ordering",
     "RuleDefinition",
+    "StallRule",
     "check_funnels",
     "load_funnels",
     "parse_funnel",
@@ -72,6 +74,25 @@ class RuleDefinition(BaseModel):
         return [value] if isinstance(value, dict | str) else value
 
 
+class StallRule(BaseModel):
+    """``{stage: lead, after: 14d, move_to: dormant}``: no progress for ``after`` is a stall."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str
+    after: timedelta = Field(description="A duration such as 30s, 12h, 14d or 2w.")
+    move_to: str | None = Field(default=None, description="Optionally move stalled contacts.")
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("a duration is text such as 30s, 12h, 14d or 2w")
+        return parse_duration(value)
+
+
 class FunnelDefinition(BaseModel):
     """One funnel: its ordered stages, how contacts may move, and the rules that move them."""
 
@@ -82,6 +103,9 @@ class FunnelDefinition(BaseModel):
     stages: list[Annotated[str, Field(pattern=_NAME)]] = Field(min_length=1)
     ordering: Ordering = "forward"
     rules: list[RuleDefinition] = Field(min_length=1)
+    stalls: list[StallRule] = Field(
+        default_factory=list, description="Per stage: how long without progress is a stall."
+    )
 
     _positions: dict[str, int] = PrivateAttr(default_factory=dict)
 
@@ -92,6 +116,10 @@ class FunnelDefinition(BaseModel):
             raise ValueError("\n".join(problems))
         self._positions = {stage: index for index, stage in enumerate(self.stages)}
         return self
+
+    def stall_rule(self, stage: str | None) -> StallRule | None:
+        """The stall rule for ``stage``, if the funnel declares one."""
+        return next((rule for rule in self.stalls if rule.stage == stage), None)
 
     def index(self, stage: str | None) -> int:
         """The stage's position; -1 for no stage or one this definition does not know."""
@@ -113,6 +141,16 @@ def _semantic_problems(definition: FunnelDefinition) -> Iterator[str]:
         for position, stage in enumerate(rule.from_ or []):
             if stage not in stages:
                 yield f"rules[{index}].from[{position}]: unknown stage {stage!r} (stages: {known})"
+    for index, stall in enumerate(definition.stalls):
+        if stall.stage not in stages:
+            yield f"stalls[{index}].stage: unknown stage {stall.stage!r} (stages: {known})"
+        if stall.move_to is not None and stall.move_to not in stages:
+            yield f"stalls[{index}].move_to: unknown stage {stall.move_to!r} (stages: {known})"
+        if stall.move_to == stall.stage:
+            yield f"stalls[{index}].move_to: a stall cannot move a contact to the same stage"
+    for stage, times in Counter(stall.stage for stall in definition.stalls).items():
+        if times > 1:
+            yield f"stalls: the stage {stage!r} has {times} stall rules"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from funnel_shared.events import ContactEvent, StageBlocked, StageChanged
+from funnel_shared.events import (
+    ContactEvent,
+    ContactMerged,
+    StageBlocked,
+    StageChanged,
+    StageStalled,
+)
 
 from funnel_stage_engine.definitions import Funnel
 from funnel_stage_engine.matching import contact_traits
@@ -38,7 +44,7 @@ __all__ = [
 # covering any realistic burst of client or producer retries.
 DEFAULT_DEDUPE_WINDOW = 200
 
-StageOutput = StageChanged | StageBlocked
+StageOutput = StageChanged | StageBlocked | ContactMerged | StageStalled
 
 
 @dataclass
@@ -53,14 +59,22 @@ def evaluate(
     *,
     funnels: Sequence[Funnel],
     processed_at: datetime,
+    contact_id: str | None = None,
     dedupe_window: int = DEFAULT_DEDUPE_WINDOW,
 ) -> Evaluation:
-    """Evaluate ``event`` against every funnel. Does not mutate ``state``."""
+    """Evaluate ``event`` against every funnel. Does not mutate ``state``.
+
+    ``contact_id`` defaults to the event's contact key; an anonymous event
+    forwarded to the contact it was merged into is evaluated for that contact.
+    """
+    contact = contact_id if contact_id is not None else event.contact_key
     new_state = state.model_copy(deep=True)
     if event.message_id in state.seen_message_ids:
         return Evaluation(state=new_state)
     new_state.seen_message_ids = [*state.seen_message_ids, event.message_id][-dedupe_window:]
     new_state.traits.update(contact_traits(event))
+    if event.user_id is not None and event.user_id == contact:
+        new_state.identified = True
     configured = {funnel.name for funnel in funnels}
     # Counters of funnels no longer configured can never fire again: keep the state bounded.
     new_state.counters = {
@@ -68,7 +82,9 @@ def evaluate(
     }
     outputs: list[StageOutput] = []
     for funnel in funnels:
-        output = evaluate_funnel(new_state, funnel, event, processed_at=processed_at)
+        output = evaluate_funnel(
+            new_state, funnel, event, contact_id=contact, processed_at=processed_at
+        )
         if output is not None:
             outputs.append(output)
     return Evaluation(state=new_state, outputs=outputs)

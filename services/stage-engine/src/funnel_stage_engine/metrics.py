@@ -17,7 +17,7 @@ __all__ = ["CONTENT_TYPE", "LagReader", "Outcome", "StageEngineMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
-Outcome = Literal["changed", "unchanged", "rejected"]
+Outcome = Literal["changed", "unchanged", "rejected", "forwarded"]
 
 # Consumer lag per source partition, read when Prometheus scrapes.
 LagReader = Callable[[], Mapping[int, int]]
@@ -43,8 +43,9 @@ class StageEngineMetrics:
         self.registry = CollectorRegistry()
         self.events_processed = Counter(
             "funnel_stage_engine_events_processed",
-            "Contact events handled: changed (a stage moved), unchanged (also duplicates and"
-            " refused skips), rejected (dead-lettered).",
+            "Records handled: changed (a stage moved), unchanged (also duplicates, refused"
+            " skips, links, stalls without a move), rejected (dead-lettered), forwarded (an"
+            " anonymous event sent on to the contact it was merged into).",
             ["outcome"],
             registry=self.registry,
         )
@@ -58,6 +59,18 @@ class StageEngineMetrics:
             "funnel_stage_engine_stage_blocked",
             "Refused skips in strict funnels, by funnel and attempted stage.",
             ["funnel", "attempted_stage"],
+            registry=self.registry,
+        )
+        self.stalls = Counter(
+            "funnel_stage_engine_stalls",
+            "Stalls published, by funnel and stage.",
+            ["funnel", "stage"],
+            registry=self.registry,
+        )
+        self.merges = Counter(
+            "funnel_stage_engine_merges",
+            "Contact-merged records published (one per funnel of a merge), by funnel.",
+            ["funnel"],
             registry=self.registry,
         )
         self.rejected = Counter(

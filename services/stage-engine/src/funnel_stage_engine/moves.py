@@ -28,13 +28,18 @@ from funnel_stage_engine.matching import matches
 from funnel_stage_engine.state import ContactState, FunnelState
 from funnel_stage_engine.windows import record_time
 
-__all__ = ["Verdict", "evaluate_funnel", "verdict"]
+__all__ = ["Verdict", "enter_stage", "evaluate_funnel", "verdict"]
 
 Verdict = Literal["move", "blocked", "ignore"]
 
 
 def evaluate_funnel(
-    state: ContactState, funnel: Funnel, event: ContactEvent, *, processed_at: datetime
+    state: ContactState,
+    funnel: Funnel,
+    event: ContactEvent,
+    *,
+    contact_id: str,
+    processed_at: datetime,
 ) -> StageChanged | StageBlocked | None:
     """Apply ``event`` to one funnel, updating ``state`` in place; the output, if any."""
     definition = funnel.definition
@@ -59,9 +64,11 @@ def evaluate_funnel(
             blocked = rule
     _keep_counters(state, funnel, counters)
     if move is not None:
-        return _move(state, funnel, move, event, processed_at=processed_at)
+        return _move(state, funnel, move, event, contact_id=contact_id, processed_at=processed_at)
     if blocked is not None:
-        return _blocked(funnel, blocked, current, event, processed_at=processed_at)
+        return _blocked(
+            funnel, blocked, current, event, contact_id=contact_id, processed_at=processed_at
+        )
     return None
 
 
@@ -92,15 +99,14 @@ def _move(
     rule: RuleDefinition,
     event: ContactEvent,
     *,
+    contact_id: str,
     processed_at: datetime,
 ) -> StageChanged:
-    definition = funnel.definition
     before = state.funnels.get(funnel.name)
-    furthest = rule.to
-    if before is not None and definition.index(before.furthest) > definition.index(rule.to):
-        furthest = before.furthest
-    state.funnels[funnel.name] = FunnelState(current=rule.to, furthest=furthest)
-    contact_id = event.contact_key
+    state.funnels[funnel.name] = enter_stage(
+        funnel, before, rule.to, at=event.timestamp, entry_id=event.message_id
+    )
+    furthest = state.funnels[funnel.name].furthest
     return StageChanged(
         id=stage_change_id(
             funnel=funnel.name, contact_id=contact_id, message_id=event.message_id, to_stage=rule.to
@@ -125,9 +131,9 @@ def _blocked(
     current: str | None,
     event: ContactEvent,
     *,
+    contact_id: str,
     processed_at: datetime,
 ) -> StageBlocked:
-    contact_id = event.contact_key
     return StageBlocked(
         id=stage_blocked_id(
             funnel=funnel.name,
@@ -144,6 +150,24 @@ def _blocked(
         cause_message_id=event.message_id,
         event_time=event.timestamp,
         processed_at=processed_at,
+    )
+
+
+def enter_stage(
+    funnel: Funnel, before: FunnelState | None, stage: str, *, at: datetime, entry_id: str
+) -> FunnelState:
+    """The position after moving into ``stage`` at event time ``at``: a new stay begins."""
+    definition = funnel.definition
+    furthest = stage
+    if before is not None and definition.index(before.furthest) > definition.index(stage):
+        furthest = before.furthest
+    stall = definition.stall_rule(stage)
+    return FunnelState(
+        current=stage,
+        furthest=furthest,
+        entered_at=at,
+        entry_id=entry_id,
+        stall_at=at + stall.after if stall is not None else None,
     )
 
 

@@ -43,6 +43,23 @@ class StageEngineSettings(BaseSettings):
         description="How often consumed offsets of fully processed events are committed.",
     )
 
+    stall_check_interval_s: float = Field(
+        default=1.0, gt=0, description="How often due stall deadlines are looked for."
+    )
+    idle_partition_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A partition with no events for this long advances its event time with the"
+            " wall clock (minus idle_lateness_s) instead of its latest event time."
+        ),
+    )
+    idle_lateness_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How far behind the wall clock an idle partition's event time stays.",
+    )
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:

@@ -11,10 +11,19 @@ __all__ = ["ContactState", "FunnelState"]
 
 
 class FunnelState(BaseModel):
-    """Where a contact stands in one funnel."""
+    """Where a contact stands in one funnel, and since when (the current stay)."""
 
     current: str
     furthest: str
+    entered_at: AwareDatetime | None = Field(
+        default=None, description="Event time of the move into the current stage."
+    )
+    entry_id: str | None = Field(
+        default=None, description="What moved it there: a messageId, merge id or stall id."
+    )
+    stall_at: AwareDatetime | None = Field(
+        default=None, description="When this stay stalls; None: no rule, or already stalled."
+    )
 
 
 class ContactState(BaseModel):
@@ -31,7 +40,19 @@ class ContactState(BaseModel):
     )
     traits: dict[str, Any] = Field(default_factory=dict, description="Known contact traits.")
     seen_message_ids: list[str] = Field(
-        default_factory=list, description="The most recent applied messageIds, oldest first."
+        default_factory=list,
+        description="The most recent applied messageIds (and merge ids), oldest first.",
+    )
+    identified: bool = Field(
+        default=False, description="This contact id has been a userId: it is never merged away."
+    )
+    merged_into: str | None = Field(
+        default=None,
+        description="This anonymous contact was merged into that userId; its events go there.",
+    )
+    linked: list[str] = Field(
+        default_factory=list,
+        description="AnonymousIds this identified contact has asked to merge (recent, bounded).",
     )
 
     def to_json(self) -> dict[str, Any]:
