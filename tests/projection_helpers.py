@@ -71,7 +71,7 @@ async def projected(
 ) -> AsyncIterator[Projection]:
     """A running projection that has stored ``outputs`` (published here, in order)."""
     history = sum(isinstance(output, StageChanged) for output in outputs)
-    blocks = len(outputs) - history
+    others = len(outputs) - history
     group = f"test-projection-{uuid.uuid4().hex[:12]}"
     async with running_projection(
         kafka, database_url=database_url, topic=topic, group_id=group
@@ -80,8 +80,12 @@ async def projected(
 
         async def stored() -> bool:
             rows = await count_rows(database_url, "SELECT count(*) FROM stage_history")
-            blocked = await count_rows(database_url, "SELECT count(*) FROM stage_blocks")
-            return (rows, blocked) == (history, blocks)
+            other_rows = await count_rows(
+                database_url,
+                "SELECT (SELECT count(*) FROM stage_blocks) + (SELECT count(*) FROM stage_stalls)"
+                " + (SELECT count(*) FROM contact_merges)",
+            )
+            return (rows, other_rows) == (history, others)
 
         await wait_until(stored, f"{len(outputs)} outputs to be projected")
         yield projection

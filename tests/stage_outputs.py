@@ -7,11 +7,21 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
-from funnel_shared.events import StageBlocked, StageChanged, stage_blocked_id, stage_change_id
+from funnel_shared.events import (
+    ContactMerged,
+    StageBlocked,
+    StageChanged,
+    StageStalled,
+    contact_merged_id,
+    merge_id,
+    stage_blocked_id,
+    stage_change_id,
+    stage_stalled_id,
+)
 from funnel_shared.kafka import encode_model, producer_kwargs
 from funnel_shared.settings import KafkaSettings
 
-Output = StageChanged | StageBlocked
+Output = StageChanged | StageBlocked | ContactMerged | StageStalled
 
 
 def journey(
@@ -68,6 +78,51 @@ def blocked(
         cause_message_id=message_id,
         event_time=at,
         processed_at=at + timedelta(seconds=1),
+    )
+
+
+def merged(
+    contact: str, anonymous: str, funnel: str, *, stage: str, anonymous_stage: str, at: datetime
+) -> ContactMerged:
+    """``anonymous`` merged into ``contact``; both stages as the engine reports them."""
+    merge = merge_id(merged_contact_id=anonymous, contact_id=contact)
+    return ContactMerged(
+        id=contact_merged_id(funnel=funnel, merge_id=merge),
+        merge_id=merge,
+        funnel=funnel,
+        funnel_version="v1",
+        contact_id=contact,
+        merged_contact_id=anonymous,
+        current_stage=stage,
+        furthest_stage=stage,
+        merged_current_stage=anonymous_stage,
+        merged_furthest_stage=anonymous_stage,
+        cause_message_id=str(uuid.uuid4()),
+        event_time=at,
+        processed_at=at + timedelta(seconds=1),
+    )
+
+
+def stalled(change: StageChanged, *, after: timedelta, move_to: str | None = None) -> StageStalled:
+    """The stall of the stay that ``change`` began."""
+    return StageStalled(
+        id=stage_stalled_id(
+            funnel=change.funnel,
+            contact_id=change.contact_id,
+            stage=change.to_stage,
+            entry_id=change.cause_message_id,
+        ),
+        funnel=change.funnel,
+        funnel_version="v1",
+        contact_id=change.contact_id,
+        stage=change.to_stage,
+        furthest_stage=change.furthest_stage,
+        entered_at=change.event_time,
+        entry_id=change.cause_message_id,
+        stalled_after_seconds=after.total_seconds(),
+        move_to=move_to,
+        event_time=change.event_time + after,
+        processed_at=change.event_time + after + timedelta(seconds=1),
     )
 
 

@@ -11,7 +11,7 @@ from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.contact_events import START
 from tests.projection_helpers import count_rows, fetch_rows, running_projection, wait_until
-from tests.stage_outputs import blocked, journey, publish_outputs
+from tests.stage_outputs import blocked, journey, merged, publish_outputs, stalled
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,8 @@ async def _snapshot(database_url: str) -> dict[str, list[dict[str, Any]]]:
             "SELECT * FROM contact_stages WHERE funnel <> 'sentinel' ORDER BY contact_id, funnel",
         ),
         "blocked": await fetch_rows(database_url, "SELECT * FROM stage_blocks ORDER BY id"),
+        "stalls": await fetch_rows(database_url, "SELECT * FROM stage_stalls ORDER BY id"),
+        "merges": await fetch_rows(database_url, "SELECT * FROM contact_merges ORDER BY id"),
     }
 
 
@@ -39,10 +41,20 @@ async def test_delivering_the_same_stage_changes_twice_leaves_the_same_rows(
 ) -> None:
     contact = f"contact-{uuid.uuid4().hex}"
     moves = [("visitor", START), ("lead", START + HOUR), ("prospect", START + 2 * HOUR)]
+    changes = journey(contact, "journey", moves, stages=STAGES)
     outputs = [
-        *journey(contact, "journey", moves, stages=STAGES),
+        merged(
+            contact,
+            f"anon-{contact}",
+            "journey",
+            stage="visitor",
+            anonymous_stage="visitor",
+            at=START,
+        ),
+        *changes,
         *journey(contact, "steps", [("signed_up", START + HOUR)], stages=STEPS),
         blocked(contact, "steps", current="signed_up", attempted="ordered", at=START + 2 * HOUR),
+        stalled(changes[-1], after=timedelta(days=3)),
     ]
     group = f"test-projection-{uuid.uuid4().hex[:12]}"
     async with running_projection(
@@ -51,9 +63,11 @@ async def test_delivering_the_same_stage_changes_twice_leaves_the_same_rows(
         await publish_outputs(kafka_settings, topics.stage_changed, outputs)
 
         async def all_stored() -> bool:
-            history = await count_rows(projection_database, "SELECT count(*) FROM stage_history")
-            blocks = await count_rows(projection_database, "SELECT count(*) FROM stage_blocks")
-            return (history, blocks) == (4, 1)
+            counts = [
+                await count_rows(projection_database, f"SELECT count(*) FROM {table}")
+                for table in ("stage_history", "stage_blocks", "stage_stalls", "contact_merges")
+            ]
+            return counts == [4, 1, 1, 1]
 
         await wait_until(all_stored, "the first delivery to be stored")
         before = await _snapshot(projection_database)
@@ -72,9 +86,10 @@ async def test_delivering_the_same_stage_changes_twice_leaves_the_same_rows(
 
     assert after == before
     [current] = [row for row in after["current"] if row["funnel"] == "journey"]
-    # Replaying "visitor" and "lead" did not move the contact back.
+    # Replaying "visitor" and "lead" did not move the contact back, nor end its stall.
     assert (current["current_stage"], current["furthest_stage"]) == ("prospect", "prospect")
     assert current["entered_at"] == START + 2 * HOUR
+    assert current["stalled_at"] == START + 2 * HOUR + timedelta(days=3)
 
 
 async def test_a_restarted_projection_resumes_after_the_last_stored_batch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -19,8 +19,10 @@ __all__ = [
     "FunnelSummary",
     "FunnelView",
     "HistoryEntry",
+    "MergeView",
     "ReportView",
     "StageReportView",
+    "StallView",
     "contact_view",
     "funnel_summary",
     "funnel_view",
@@ -34,6 +36,9 @@ class _Out(BaseModel):
     )
 
 
+_M = TypeVar("_M", bound=_Out)
+
+
 class HistoryEntry(_Out):
     """One stage change and why it happened."""
 
@@ -43,9 +48,39 @@ class HistoryEntry(_Out):
     furthest_stage: str
     rule_id: str
     cause_message_id: str
+    cause_kind: str
     event_time: datetime
     processed_at: datetime
     funnel_version: str
+
+
+class StallView(_Out):
+    """The contact stayed in ``stage`` past the funnel's allowed time (once per stay)."""
+
+    id: str
+    stage: str
+    entered_at: datetime
+    stalled_after_seconds: float
+    move_to: str | None
+    event_time: datetime
+    processed_at: datetime
+    funnel_version: str
+
+
+class MergeView(_Out):
+    """An anonymous contact merged into an identified one, for one funnel."""
+
+    id: str
+    merge_id: str
+    funnel: str
+    contact_id: str
+    merged_contact_id: str
+    current_stage: str
+    furthest_stage: str
+    merged_current_stage: str
+    merged_furthest_stage: str
+    cause_message_id: str
+    event_time: datetime
 
 
 class BlockedView(_Out):
@@ -71,11 +106,15 @@ class ContactFunnelView(_Out):
     traits: dict[str, Any]
     history: list[HistoryEntry]
     blocked: list[BlockedView]
+    stalls: list[StallView]
 
 
 class ContactView(_Out):
     contact_id: str
+    # Set when this (anonymous) contact was merged into an identified one.
+    merged_into: str | None
     funnels: list[ContactFunnelView]
+    merges: list[MergeView]
     # Blocked attempts in funnels the contact has no stage in yet.
     blocked_outside: list[BlockedView] = []
 
@@ -154,29 +193,32 @@ def contact_view(
         name = current["funnel"]
         views.append(
             ContactFunnelView(
-                **{k: current[k] for k in ("funnel", "funnel_version", "current_stage")},
+                funnel=name,
+                funnel_version=current["funnel_version"],
+                current_stage=current["current_stage"],
                 furthest_stage=current["furthest_stage"],
                 entered_at=current["entered_at"],
                 stalled_at=current["stalled_at"],
                 traits=_json(current["traits"]),
-                history=[
-                    HistoryEntry(**_pick(r, HistoryEntry))
-                    for r in rows["history"]
-                    if r["funnel"] == name
-                ],
-                blocked=[
-                    BlockedView(**_pick(r, BlockedView))
-                    for r in rows["blocked"]
-                    if r["funnel"] == name
-                ],
+                history=_of(rows["history"], HistoryEntry, name),
+                blocked=_of(rows["blocked"], BlockedView, name),
+                stalls=_of(rows["stalls"], StallView, name),
             )
         )
     known = {view.funnel for view in views}
     outside = [
         BlockedView(**_pick(r, BlockedView)) for r in rows["blocked"] if r["funnel"] not in known
     ]
+    # The funnels this engine runs first; leftovers of removed funnels after them.
     views.sort(key=lambda view: (view.funnel not in funnels, view.funnel))
-    return ContactView(contact_id=contact_id, funnels=views, blocked_outside=outside)
+    merged_into = next((row["merged_into"] for row in rows["current"] if row["merged_into"]), None)
+    return ContactView(
+        contact_id=contact_id,
+        merged_into=merged_into,
+        funnels=views,
+        merges=[MergeView(**_pick(r, MergeView)) for r in rows["merges"]],
+        blocked_outside=outside,
+    )
 
 
 def report_view(
@@ -203,6 +245,10 @@ def report_view(
             for stage in report.stages
         ],
     )
+
+
+def _of(rows: list[dict[str, Any]], model: type[_M], funnel: str) -> list[_M]:
+    return [model(**_pick(row, model)) for row in rows if row["funnel"] == funnel]
 
 
 def _pick(row: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:

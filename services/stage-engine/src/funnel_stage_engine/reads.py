@@ -27,21 +27,38 @@ async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[di
             "SELECT * FROM stage_blocks WHERE contact_id = $1 ORDER BY event_time, id",
             contact_id,
         )
+        stalls = await connection.fetch(
+            "SELECT * FROM stage_stalls WHERE contact_id = $1 ORDER BY event_time, id",
+            contact_id,
+        )
+        merges = await connection.fetch(
+            """
+            SELECT * FROM contact_merges WHERE contact_id = $1 OR merged_contact_id = $1
+            ORDER BY event_time, funnel
+            """,
+            contact_id,
+        )
     return {
         "current": [dict(row) for row in current],
         "history": [dict(row) for row in history],
         "blocked": [dict(row) for row in blocked],
+        "stalls": [dict(row) for row in stalls],
+        "merges": [dict(row) for row in merges],
     }
 
 
-# Per stage index: the first time each contact moved forward into it or beyond.
+# Per stage index: the first time each person moved forward into it or beyond. A merged
+# (anonymous) contact counts as the contact it was merged into: one person, counted once.
 _FIRST_REACHED = """
-WITH moves AS (
-    SELECT contact_id, event_time,
-           array_position($2::text[], to_stage) - 1 AS to_index,
-           array_position($2::text[], from_stage) - 1 AS from_index
-    FROM stage_history
-    WHERE funnel = $1
+WITH merged AS (
+    SELECT DISTINCT ON (merged_contact_id) merged_contact_id, contact_id
+    FROM contact_merges ORDER BY merged_contact_id, event_time
+), moves AS (
+    SELECT coalesce(m.contact_id, h.contact_id) AS contact_id, h.event_time,
+           array_position($2::text[], h.to_stage) - 1 AS to_index,
+           array_position($2::text[], h.from_stage) - 1 AS from_index
+    FROM stage_history h LEFT JOIN merged m ON m.merged_contact_id = h.contact_id
+    WHERE h.funnel = $1
 ), firsts AS (
     SELECT m.contact_id, s.idx, min(m.event_time) AS reached_at
     FROM moves m
@@ -68,7 +85,7 @@ _CURRENT = """
 SELECT current_stage,
        count(*) FILTER (WHERE stalled_at IS NULL) AS in_progress,
        count(*) FILTER (WHERE stalled_at IS NOT NULL) AS stalled
-FROM contact_stages WHERE funnel = $1 GROUP BY current_stage
+FROM contact_stages WHERE funnel = $1 AND merged_into IS NULL GROUP BY current_stage
 """
 
 _BLOCKED = """
