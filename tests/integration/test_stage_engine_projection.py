@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from funnel_devstack.processes import free_port
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
-from tests.contact_events import START
+from tests.contact_events import START, contact_event, produce
+from tests.integration.conftest import StageEngineFactory
+from tests.kafka_reader import read_records
+from tests.processes import http_get
 from tests.projection_helpers import count_rows, fetch_rows, running_projection, wait_until
 from tests.stage_outputs import blocked, journey, merged, publish_outputs, stalled
 
@@ -129,3 +134,35 @@ async def test_a_restarted_projection_resumes_after_the_last_stored_batch(
         projection_database, "SELECT * FROM contact_stages WHERE contact_id = $1", contact
     )
     assert (current["current_stage"], current["last_change_id"]) == ("customer", changes[-1].id)
+
+
+async def test_without_postgresql_the_worker_still_processes_and_readyz_says_why(
+    stage_engine_worker: StageEngineFactory,
+    kafka_settings: KafkaSettings,
+    topic_env: dict[str, str],
+) -> None:
+    # Nothing listens there: the projection cannot connect, the agent must not care.
+    worker = stage_engine_worker(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    worker.start()
+    contact = f"user-{uuid.uuid4().hex}"
+
+    async def says_projection() -> bool:
+        if worker.process is not None and worker.process.poll() is not None:
+            raise AssertionError(f"the worker exited\n{worker.log_tail()}")
+        status, body = await asyncio.to_thread(http_get, worker.url + "/readyz")
+        return status == 503 and "projection" in body
+
+    await wait_until(says_projection, "/readyz to blame the projection", timeout_s=120)
+    await produce(
+        kafka_settings, topic_env["TOPIC_CONTACT_EVENTS"], [contact_event(contact, "page")]
+    )
+    [record] = await asyncio.to_thread(
+        read_records,
+        kafka_settings.bootstrap_servers,
+        topic_env["TOPIC_STAGE_CHANGED"],
+        expected=1,
+        timeout_s=90,
+    )
+    assert record.key == contact.encode(), worker.log_tail()
+    status, body = await asyncio.to_thread(http_get, worker.url + "/readyz")
+    assert status == 503 and "projection" in body
