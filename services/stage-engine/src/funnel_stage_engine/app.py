@@ -27,7 +27,7 @@ from funnel_stage_engine.projection import Projection
 from funnel_stage_engine.serving import attach_http_and_projection
 from funnel_stage_engine.settings import StageEngineSettings
 
-__all__ = ["StageEngineApp", "create_app"]
+__all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
 log = logging.getLogger("funnel.stage_engine")
 
@@ -53,7 +53,7 @@ def create_app(
     database: DatabaseSettings | None = None,
 ) -> StageEngineApp:
     app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
-    commands_name = f"{settings.app_id}-contact-commands"
+    commands_name = commands_topic_name(settings)
     # Internal: faust creates it with the app's partitions, which must be those of the
     # contact-events topic, so a contact's events and commands share a partition number.
     commands_topic = app.topic(
@@ -116,6 +116,11 @@ def create_app(
         metrics=app.metrics,
     )
     return app
+
+
+def commands_topic_name(settings: StageEngineSettings) -> str:
+    """The internal command topic (created by ``main`` before the worker subscribes)."""
+    return f"{settings.app_id}-contact-commands"
 
 
 def _add_stall_timer(

@@ -11,7 +11,8 @@ Merge rules, per funnel:
   of the two current stages; ``strict`` takes the anonymous contact's current
   stage only when U is outside the funnel or it is U's next stage (a merge is
   no licence to skip); ``free`` takes the more recently entered one;
-- counted-rule times are combined (bounded like any count window);
+- counted-rule times are combined (bounded like any count window; a time
+  already present is not added twice, which keeps a repeated merge idempotent);
 - traits combine, the identified contact's winning; recent messageIds unite.
 """
 
@@ -113,16 +114,21 @@ def merge(
 ) -> tuple[ContactState, list[ContactMerged | StageChanged]]:
     """Merge anonymous ``source`` into identified ``target``. Does not mutate either.
 
-    Idempotent: the merge id joins the target's recent messageIds, so a
-    replayed transfer changes nothing.
+    A replayed transfer changes nothing: the merge id with the source's latest
+    messageId joins the target's recent ids. A transfer re-sent with *more*
+    history (the anonymous contact applied another event before a crash let it
+    store its pointer) is merged again; every rule above is idempotent, so only
+    the new history counts.
     """
     the_merge = merge_id(merged_contact_id=merged_contact_id, contact_id=contact_id)
+    latest = source.seen_message_ids[-1] if source.seen_message_ids else ""
+    transfer_key = f"{the_merge}:{latest}"
     state = target.model_copy(deep=True)
-    if the_merge in target.seen_message_ids or source.identified:
+    if transfer_key in target.seen_message_ids or source.identified:
         return state, []
     seen = [*target.seen_message_ids]
     seen += [message for message in source.seen_message_ids if message not in seen]
-    state.seen_message_ids = [*seen, the_merge][-dedupe_window:]
+    state.seen_message_ids = [*seen, transfer_key][-dedupe_window:]
     state.traits = {**source.traits, **target.traits}
     outputs: list[ContactMerged | StageChanged] = []
     for funnel in funnels:
@@ -207,6 +213,8 @@ def _merge_counters(state: ContactState, source: ContactState, funnel: Funnel) -
         if rule.count is None or rule.id not in theirs:
             continue
         times = list(ours.get(rule.id, []))
+        already = set(times)  # E.g. merged by an earlier transfer of the same contact.
         for time in theirs[rule.id]:
-            times = record_time(rule.count, times, time)
+            if time not in already:
+                times = record_time(rule.count, times, time)
         ours[rule.id] = times

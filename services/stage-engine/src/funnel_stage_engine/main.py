@@ -6,14 +6,16 @@ migrate`` brings the projection's tables in ``DATABASE_URL`` up to date.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
 import faust
+from funnel_shared.kafka import ensure_topics
 from funnel_shared.migrations import upgrade
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.app import create_app
+from funnel_stage_engine.app import commands_topic_name, create_app
 from funnel_stage_engine.check import run_check
 from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
 from funnel_stage_engine.settings import StageEngineSettings
@@ -40,9 +42,13 @@ def main() -> None:
         print(f"invalid funnel definitions:\n{exc}", file=sys.stderr)
         sys.exit(EX_CONFIG)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    kafka = KafkaSettings()
+    # Explicitly, with the contact-events topic's partition count: a broker that
+    # auto-creates topics on first use would pick its own default.
+    asyncio.run(ensure_topics(kafka, [commands_topic_name(settings)]))
     app = create_app(
         settings=settings,
-        kafka=KafkaSettings(),
+        kafka=kafka,
         topics=TopicSettings(),
         funnels=funnels,
         database=DatabaseSettings(),

@@ -44,6 +44,10 @@ def advance(
 ) -> tuple[ContactState, list[StageStalled | StageChanged]]:
     """Fire every stall due at event time ``now``. Does not mutate ``state``."""
     new_state = state.model_copy(deep=True)
+    configured = {funnel.name for funnel in funnels}
+    for name, kept in new_state.funnels.items():
+        if name not in configured:
+            kept.stall_at = None  # A funnel no longer configured never stalls anyone.
     outputs: list[StageStalled | StageChanged] = []
     for funnel in funnels:
         position = new_state.funnels.get(funnel.name)
