@@ -211,7 +211,10 @@ def contact_view(
     ]
     # The funnels this engine runs first; leftovers of removed funnels after them.
     views.sort(key=lambda view: (view.funnel not in funnels, view.funnel))
-    merged_into = next((row["merged_into"] for row in rows["current"] if row["merged_into"]), None)
+    # From the merge records: they may be projected before this contact's own rows.
+    merged_into = next(
+        (m["contact_id"] for m in rows["merges"] if m["merged_contact_id"] == contact_id), None
+    )
     return ContactView(
         contact_id=contact_id,
         merged_into=merged_into,
