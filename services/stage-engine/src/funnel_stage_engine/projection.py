@@ -13,12 +13,14 @@ retries in the background and ``/readyz`` says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from funnel_shared.events import StageOutput
 from funnel_shared.kafka import consumer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings
@@ -126,13 +128,20 @@ class Projection:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             # Nothing of this batch was stored: rewind and try it again after a pause.
             self._failed(f"storing offsets {records[0].offset}.. of {tp}", exc)
-            consumer.seek(tp, records[0].offset)
+            with contextlib.suppress(KafkaError):  # Revoked meanwhile: its next owner replays.
+                consumer.seek(tp, records[0].offset)
             await asyncio.sleep(self._retry_backoff_s)
             return
         self.last_error = None
-        await consumer.commit({tp: records[-1].offset + 1})
-        self.committed[tp] = records[-1].offset + 1
         log.info("projected %d new of %d records from %s", added, len(records), tp)
+        try:
+            await consumer.commit({tp: records[-1].offset + 1})
+        except KafkaError as exc:
+            # A rebalance took the partition away: its next owner replays from the last
+            # commit, which the store ignores by id. Nothing is lost.
+            log.warning("projection: cannot commit %s (%r); it will be replayed", tp, exc)
+            return
+        self.committed[tp] = records[-1].offset + 1
 
     def _failed(self, doing: str, exc: BaseException) -> None:
         self.last_error = f"{doing}: {exc!r}"
