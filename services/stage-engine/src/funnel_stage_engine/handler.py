@@ -42,7 +42,13 @@ from pydantic import ValidationError
 from funnel_stage_engine import engine
 from funnel_stage_engine.commands import Forward, Link, Tick, Transfer, decode_command
 from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.identity import LINKED_LIMIT, link_verdict, links_to_request, merge
+from funnel_stage_engine.identity import (
+    LINKED_LIMIT,
+    link_verdict,
+    links_to_request,
+    merge,
+    usable_id,
+)
 from funnel_stage_engine.metrics import Outcome, StageEngineMetrics
 from funnel_stage_engine.stalls import advance, next_deadline
 
@@ -115,7 +121,7 @@ class ContactEventHandler:
             contact_id = event.contact_key
             self.deadlines.saw(contact_id, event.timestamp)
             state = engine.ContactState.from_json(self.states.get(contact_id))
-            if state.merged_into is not None and event.user_id is None:
+            if state.merged_into is not None and usable_id(event.user_id) is None:
                 # This anonymous contact was merged: the event counts for its owner.
                 forward = Forward(user_id=state.merged_into, event=event)
                 await self._command(state.merged_into, forward)
