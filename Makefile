@@ -9,12 +9,12 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint packages unit integration e2e schemas clean bench
+.PHONY: dev test install lint packages browser unit integration e2e schemas clean bench
 
 dev: install
 	$(VENV)/bin/funnel-dev
 
-test: install lint packages
+test: install lint packages browser
 	$(VENV)/bin/pytest
 
 install: $(VENV)/.installed
@@ -44,10 +44,20 @@ packages: $(UV)
 			&& echo "$$pkg: installs and imports alone" || exit 1; \
 	done
 
+# The funnel-page test drives Debian's chromium over the DevTools protocol (playwright,
+# no browser download). Installed with apt-get when missing; needs root or sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser test"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	} || { echo "cannot install chromium: run 'apt-get install chromium' as root" >&2; exit 1; }
+
 unit: install
 	$(VENV)/bin/pytest tests/unit
 
-integration: install
+integration: install browser
 	$(VENV)/bin/pytest tests/integration
 
 e2e: install

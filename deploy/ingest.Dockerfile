@@ -20,6 +20,7 @@ COPY services/ingest/pyproject.toml services/ingest/
 COPY services/stage-engine/pyproject.toml services/stage-engine/
 COPY services/notifier/pyproject.toml services/notifier/
 COPY tools/devstack/pyproject.toml tools/devstack/
+COPY tools/bench/pyproject.toml tools/bench/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package funnel-ingest
 # Then only the shared library and this service, installed as wheels (not editable),

@@ -50,8 +50,9 @@ def running_system(
         data_dir=tmp_path,
         write_keys={"e2e": WRITE_KEY},
     )
-    migrate = Path(sys.executable).parent / "funnel-notifier"
-    subprocess.run([str(migrate), "migrate"], env=specs[0].env, check=True, capture_output=True)
+    for service in ("funnel-notifier", "funnel-stage-engine"):
+        migrate = Path(sys.executable).parent / service
+        subprocess.run([str(migrate), "migrate"], env=specs[0].env, check=True, capture_output=True)
     logs = tmp_path / "logs"
     logs.mkdir()
     processes = [_start(spec, logs) for spec in specs]

@@ -113,6 +113,22 @@ def test_dev_stack_runs_an_event_end_to_end_and_ctrl_c_stops_every_child(
         [mail] = list(mail_dir.glob("*.eml"))
         assert b"To: dev@example.com" in mail.read_bytes(), "".join(output.lines)
 
+        # The demo journeys reach the funnel page through the whole stack.
+        demo = subprocess.run(
+            [str(Path(sys.executable).parent / "funnel-dev"), "demo"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        # The sign-up above is one more visitor and lead (a lead has passed "visitor").
+        assert "reached per stage (all time): [11, 7, 3, 1, 0, 0]" in demo.stdout, demo.stdout
+        page = httpx.get(f"http://127.0.0.1:{ports['STAGE_ENGINE']}/funnels/lifecycle")
+        assert page.status_code == 200
+        assert page.text.count('class="bar"') == 6
+
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=60) == 0
     finally:

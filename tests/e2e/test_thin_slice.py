@@ -72,6 +72,35 @@ async def test_a_sign_up_posted_over_http_ends_as_a_stored_stage_change(
     assert record.headers["content-type"] == "application/json"
 
 
+async def test_the_stage_engine_says_why_a_contact_is_where_it_is(
+    running_system: RunningSystem,
+) -> None:
+    contact = f"user-{uuid.uuid4().hex}"
+    engine = running_system.urls["stage-engine"]
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            running_system.urls["ingest"] + "/v1/track",
+            json={"userId": contact, "event": "Signed Up"},
+            auth=(WRITE_KEY, ""),
+        )
+        assert response.status_code == 200, response.text
+        message_id = response.json()["messageId"]
+        deadline = asyncio.get_running_loop().time() + 90
+        contact_view = await client.get(f"{engine}/v1/contacts/{contact}")
+        while contact_view.status_code == 404 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.25)
+            contact_view = await client.get(f"{engine}/v1/contacts/{contact}")
+        assert contact_view.status_code == 200, _log_tail(running_system.logs)
+        [lifecycle] = [f for f in contact_view.json()["funnels"] if f["funnel"] == "lifecycle"]
+        assert (lifecycle["currentStage"], lifecycle["furthestStage"]) == ("lead", "lead")
+        [change] = lifecycle["history"]
+        assert (change["ruleId"], change["causeMessageId"]) == ("signed-up", message_id)
+
+        page = await client.get(f"{engine}/funnels/lifecycle")
+        assert page.status_code == 200
+        assert page.text.count('class="bar"') == 6
+
+
 async def test_every_service_reports_healthy_and_ready(running_system: RunningSystem) -> None:
     async with httpx.AsyncClient() as client:
         for name, url in running_system.urls.items():

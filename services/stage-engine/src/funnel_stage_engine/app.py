@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 from faust.types import TableT, TopicT
-from funnel_shared.settings import KafkaSettings, TopicSettings
+from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
 from funnel_stage_engine.commands import Tick
@@ -23,8 +23,9 @@ from funnel_stage_engine.deadlines import DeadlineIndex
 from funnel_stage_engine.definitions import Funnel
 from funnel_stage_engine.handler import ContactEventHandler, Evaluate
 from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.projection import Projection
+from funnel_stage_engine.serving import attach_http_and_projection
 from funnel_stage_engine.settings import StageEngineSettings
-from funnel_stage_engine.web import add_pages
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
@@ -39,6 +40,7 @@ class StageEngineApp(faust.App):
     metrics: StageEngineMetrics
     evaluate_contact_events: Any
     contact_to_state: TableT[str, Any]
+    projection: Projection
 
 
 def create_app(
@@ -48,6 +50,7 @@ def create_app(
     topics: TopicSettings,
     funnels: Sequence[Funnel],
     evaluate: Evaluate | None = None,
+    database: DatabaseSettings | None = None,
 ) -> StageEngineApp:
     app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
     commands_name = commands_topic_name(settings)
@@ -103,7 +106,15 @@ def create_app(
 
     app.evaluate_contact_events = evaluate_contact_events
     _add_stall_timer(app, settings, topics.contact_events, commands_topic)
-    add_pages(app, app.metrics)
+    app.projection = attach_http_and_projection(
+        app,
+        settings=settings,
+        kafka=kafka,
+        topics=topics,
+        database=database,
+        funnels=funnels,
+        metrics=app.metrics,
+    )
     return app
 
 

@@ -1,13 +1,19 @@
-"""``funnel-stage-engine``: load and validate the funnels, then run the faust worker."""
+"""``funnel-stage-engine``: load and validate the funnels, then run the faust worker.
+
+``funnel-stage-engine check [DIR]`` validates definitions; ``funnel-stage-engine
+migrate`` brings the projection's tables in ``DATABASE_URL`` up to date.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import faust
 from funnel_shared.kafka import ensure_topics
-from funnel_shared.settings import KafkaSettings, TopicSettings
+from funnel_shared.migrations import upgrade
+from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.app import commands_topic_name, create_app
 from funnel_stage_engine.check import run_check
@@ -15,11 +21,20 @@ from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
 from funnel_stage_engine.settings import StageEngineSettings
 
 EX_CONFIG = 78  # sysexits.h: configuration error
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_stage_engine"
+
+
+def migrate(database: DatabaseSettings) -> None:
+    upgrade(script_location=MIGRATIONS, version_table=VERSION_TABLE, dsn=database.dsn)
 
 
 def main() -> None:
     if sys.argv[1:2] == ["check"]:
         sys.exit(run_check(sys.argv[2:]))
+    if sys.argv[1:2] == ["migrate"]:
+        migrate(DatabaseSettings())
+        return
     settings = StageEngineSettings()
     try:
         funnels = load_funnels(settings.funnels_dir)
@@ -31,7 +46,13 @@ def main() -> None:
     # Explicitly, with the contact-events topic's partition count: a broker that
     # auto-creates topics on first use would pick its own default.
     asyncio.run(ensure_topics(kafka, [commands_topic_name(settings)]))
-    app = create_app(settings=settings, kafka=kafka, topics=TopicSettings(), funnels=funnels)
+    app = create_app(
+        settings=settings,
+        kafka=kafka,
+        topics=TopicSettings(),
+        funnels=funnels,
+        database=DatabaseSettings(),
+    )
     # The worker installs SIGINT/SIGTERM handlers and shuts the app down cleanly.
     worker = faust.Worker(app, loglevel="INFO")
     sys.argv = sys.argv[:1]

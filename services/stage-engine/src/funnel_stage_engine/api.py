@@ -1,0 +1,93 @@
+"""JSON read API: ``/v1/contacts/{id}``, ``/v1/funnels``, ``/v1/funnels/{name}`` and its report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from funnel_stage_engine.api_models import (
+    ContactView,
+    FunnelSummary,
+    FunnelView,
+    ReportView,
+    contact_view,
+    funnel_summary,
+    funnel_view,
+    report_view,
+)
+from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.reads import contact_rows, stage_counts
+from funnel_stage_engine.report import FunnelReport, build_report
+
+__all__ = ["Pool", "api_router", "funnel_report", "get_funnel", "read_pool"]
+
+api_router = APIRouter(prefix="/v1")
+
+
+def read_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool | None = request.app.state.web.projection.pool
+    if pool is None:
+        raise HTTPException(503, "the projection database is not connected yet")
+    return pool
+
+
+def get_funnel(request: Request, name: str) -> Funnel:
+    funnel: Funnel | None = request.app.state.web.funnels.get(name)
+    if funnel is None:
+        raise HTTPException(404, f"no funnel named {name!r}")
+    return funnel
+
+
+Pool = Annotated[asyncpg.Pool, Depends(read_pool)]
+FunnelDep = Annotated[Funnel, Depends(get_funnel)]
+Since = Annotated[datetime | None, Query(description="Range start (inclusive), ISO 8601.")]
+Until = Annotated[datetime | None, Query(description="Range end (exclusive), ISO 8601.")]
+
+
+@api_router.get("/contacts/{contact_id}")
+async def get_contact(contact_id: str, pool: Pool, request: Request) -> ContactView:
+    """Per funnel: current and furthest stage, and every change with its rule and cause."""
+    rows = await contact_rows(pool, contact_id)
+    if not any(rows.values()):
+        raise HTTPException(404, f"no contact {contact_id!r} in any funnel")
+    return contact_view(contact_id, rows, request.app.state.web.funnels)
+
+
+@api_router.get("/funnels")
+async def list_funnels(request: Request) -> list[FunnelSummary]:
+    funnels: dict[str, Funnel] = request.app.state.web.funnels
+    return [funnel_summary(funnel) for funnel in funnels.values()]
+
+
+@api_router.get("/funnels/{name}")
+async def show_funnel(funnel: FunnelDep) -> FunnelView:
+    return funnel_view(funnel)
+
+
+@api_router.get("/funnels/{name}/report")
+async def show_report(
+    funnel: FunnelDep, pool: Pool, since: Since = None, until: Until = None
+) -> ReportView:
+    """Per stage: reached, current, step conversion, time to convert, stalled, blocked."""
+    report = await funnel_report(pool, funnel, since=since, until=until)
+    return report_view(funnel, report, since=_aware(since), until=_aware(until))
+
+
+async def funnel_report(
+    pool: asyncpg.Pool, funnel: Funnel, *, since: datetime | None, until: datetime | None
+) -> FunnelReport:
+    stages = funnel.definition.stages
+    counts = await stage_counts(
+        pool, funnel=funnel.name, stages=stages, since=_aware(since), until=_aware(until)
+    )
+    return build_report(funnel.name, stages, counts)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)

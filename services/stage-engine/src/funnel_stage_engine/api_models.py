@@ -1,0 +1,262 @@
+"""Response models of the read API (camelCase on the wire, like the event contracts)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.report import FunnelReport
+
+__all__ = [
+    "BlockedView",
+    "ContactView",
+    "FunnelSummary",
+    "FunnelView",
+    "HistoryEntry",
+    "MergeView",
+    "ReportView",
+    "StageReportView",
+    "StallView",
+    "contact_view",
+    "funnel_summary",
+    "funnel_view",
+    "report_view",
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
+    )
+
+
+_M = TypeVar("_M", bound=_Out)
+
+
+class HistoryEntry(_Out):
+    """One stage change and why it happened."""
+
+    id: str
+    from_stage: str | None
+    to_stage: str
+    furthest_stage: str
+    rule_id: str
+    cause_message_id: str
+    cause_kind: str
+    event_time: datetime
+    processed_at: datetime
+    funnel_version: str
+
+
+class StallView(_Out):
+    """The contact stayed in ``stage`` past the funnel's allowed time (once per stay)."""
+
+    id: str
+    stage: str
+    entered_at: datetime
+    stalled_after_seconds: float
+    move_to: str | None
+    event_time: datetime
+    processed_at: datetime
+    funnel_version: str
+
+
+class MergeView(_Out):
+    """An anonymous contact merged into an identified one, for one funnel."""
+
+    id: str
+    merge_id: str
+    funnel: str
+    contact_id: str
+    merged_contact_id: str
+    current_stage: str
+    furthest_stage: str
+    merged_current_stage: str
+    merged_furthest_stage: str
+    cause_message_id: str
+    event_time: datetime
+
+
+class BlockedView(_Out):
+    """A refused skip (strict funnels): the contact stayed where it was."""
+
+    id: str
+    current_stage: str | None
+    attempted_stage: str
+    rule_id: str
+    cause_message_id: str
+    event_time: datetime
+    processed_at: datetime
+    funnel_version: str
+
+
+class ContactFunnelView(_Out):
+    funnel: str
+    funnel_version: str
+    current_stage: str
+    furthest_stage: str
+    entered_at: datetime
+    stalled_at: datetime | None
+    traits: dict[str, Any]
+    history: list[HistoryEntry]
+    blocked: list[BlockedView]
+    stalls: list[StallView]
+
+
+class ContactView(_Out):
+    contact_id: str
+    # Set when this (anonymous) contact was merged into an identified one.
+    merged_into: str | None
+    funnels: list[ContactFunnelView]
+    merges: list[MergeView]
+    # Blocked attempts in funnels the contact has no stage in yet.
+    blocked_outside: list[BlockedView] = []
+
+
+class RuleSummary(_Out):
+    id: str
+    to: str
+    from_: list[str] | None = None
+    backward: bool = False
+    counted: bool = False
+
+
+class FunnelSummary(_Out):
+    name: str
+    description: str
+    version: str
+    ordering: str
+    stages: list[str]
+
+
+class FunnelView(FunnelSummary):
+    rules: list[RuleSummary]
+
+
+class StageReportView(_Out):
+    stage: str
+    reached: int
+    current: int
+    in_progress: int
+    stalled: int
+    blocked: int
+    conversion_to_next: float | None
+    median_seconds_to_next: float | None
+    p90_seconds_to_next: float | None
+
+
+class ReportView(_Out):
+    funnel: str
+    version: str
+    ordering: str
+    since: datetime | None
+    until: datetime | None
+    stages: list[StageReportView]
+
+
+def funnel_summary(funnel: Funnel) -> FunnelSummary:
+    definition = funnel.definition
+    return FunnelSummary(
+        name=funnel.name,
+        description=definition.description,
+        version=funnel.version,
+        ordering=definition.ordering,
+        stages=list(definition.stages),
+    )
+
+
+def funnel_view(funnel: Funnel) -> FunnelView:
+    rules = [
+        RuleSummary(
+            id=rule.id,
+            to=rule.to,
+            from_=rule.from_,
+            backward=rule.backward,
+            counted=rule.count is not None,
+        )
+        for rule in funnel.definition.rules
+    ]
+    return FunnelView(**funnel_summary(funnel).model_dump(), rules=rules)
+
+
+def contact_view(
+    contact_id: str, rows: Mapping[str, list[dict[str, Any]]], funnels: Mapping[str, Funnel]
+) -> ContactView:
+    views = []
+    for current in rows["current"]:
+        name = current["funnel"]
+        views.append(
+            ContactFunnelView(
+                funnel=name,
+                funnel_version=current["funnel_version"],
+                current_stage=current["current_stage"],
+                furthest_stage=current["furthest_stage"],
+                entered_at=current["entered_at"],
+                stalled_at=current["stalled_at"],
+                traits=_json(current["traits"]),
+                history=_of(rows["history"], HistoryEntry, name),
+                blocked=_of(rows["blocked"], BlockedView, name),
+                stalls=_of(rows["stalls"], StallView, name),
+            )
+        )
+    known = {view.funnel for view in views}
+    outside = [
+        BlockedView(**_pick(r, BlockedView)) for r in rows["blocked"] if r["funnel"] not in known
+    ]
+    # The funnels this engine runs first; leftovers of removed funnels after them.
+    views.sort(key=lambda view: (view.funnel not in funnels, view.funnel))
+    # From the merge records: they may be projected before this contact's own rows.
+    merged_into = next(
+        (m["contact_id"] for m in rows["merges"] if m["merged_contact_id"] == contact_id), None
+    )
+    return ContactView(
+        contact_id=contact_id,
+        merged_into=merged_into,
+        funnels=views,
+        merges=[MergeView(**_pick(r, MergeView)) for r in rows["merges"]],
+        blocked_outside=outside,
+    )
+
+
+def report_view(
+    funnel: Funnel, report: FunnelReport, *, since: datetime | None, until: datetime | None
+) -> ReportView:
+    return ReportView(
+        funnel=funnel.name,
+        version=funnel.version,
+        ordering=funnel.definition.ordering,
+        since=since,
+        until=until,
+        stages=[
+            StageReportView(
+                stage=stage.stage,
+                reached=stage.reached,
+                current=stage.current,
+                in_progress=stage.in_progress,
+                stalled=stage.stalled,
+                blocked=stage.blocked,
+                conversion_to_next=stage.conversion_to_next,
+                median_seconds_to_next=stage.median_s_to_next,
+                p90_seconds_to_next=stage.p90_s_to_next,
+            )
+            for stage in report.stages
+        ],
+    )
+
+
+def _of(rows: list[dict[str, Any]], model: type[_M], funnel: str) -> list[_M]:
+    return [model(**_pick(row, model)) for row in rows if row["funnel"] == funnel]
+
+
+def _pick(row: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    return {name: row[name] for name in model.model_fields}
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return dict(json.loads(value)) if isinstance(value, str) else dict(value or {})

@@ -1,0 +1,70 @@
+"""Server-rendered HTML: an index of funnels and one page per funnel with its SVG chart.
+
+No JavaScript: the time range is a GET form with two date inputs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BeforeValidator
+
+from funnel_stage_engine.api import FunnelDep, Pool, funnel_report
+from funnel_stage_engine.chart import funnel_chart
+from funnel_stage_engine.report import duration, percent
+
+__all__ = ["day_range", "pages_router"]
+
+pages_router = APIRouter(include_in_schema=False)
+
+_templates = Environment(
+    loader=PackageLoader("funnel_stage_engine", "templates"),
+    autoescape=select_autoescape(["html", "svg"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_templates.filters["percent"] = percent
+_templates.filters["duration"] = duration
+
+
+def _blank_is_none(value: Any) -> Any:
+    # A date input left empty is submitted as "since=": that means "no bound".
+    return None if value == "" else value
+
+
+Day = Annotated[date | None, BeforeValidator(_blank_is_none), Query()]
+
+
+def day_range(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """Form dates as a time range: from the start of ``since`` to the end of ``until`` (UTC)."""
+    start = None if since is None else datetime.combine(since, time(), UTC)
+    end = None if until is None else datetime.combine(until + timedelta(days=1), time(), UTC)
+    return start, end
+
+
+@pages_router.get("/", response_class=HTMLResponse)
+async def index(request: Request) -> HTMLResponse:
+    funnels = request.app.state.web.funnels.values()
+    return HTMLResponse(_templates.get_template("index.html").render(funnels=funnels))
+
+
+@pages_router.get("/funnels/{name}", response_class=HTMLResponse)
+async def funnel_page(
+    funnel: FunnelDep, pool: Pool, since: Day = None, until: Day = None
+) -> HTMLResponse:
+    if since is not None and until is not None and until < since:
+        raise HTTPException(422, "until is before since")
+    start, end = day_range(since, until)
+    report = await funnel_report(pool, funnel, since=start, until=end)
+    page = _templates.get_template("funnel.html").render(
+        funnel=funnel,
+        report=report,
+        chart=funnel_chart(report),
+        since=since.isoformat() if since else "",
+        until=until.isoformat() if until else "",
+    )
+    return HTMLResponse(page)

@@ -1,0 +1,162 @@
+"""The projection consumer: ``funnel.stage-changed.v1`` into PostgreSQL, beside the faust worker.
+
+It is a plain aiokafka consumer in its own group (``<app id>-projection``),
+run as a mode service on the worker's event loop. Offsets are committed only
+after a partition's batch is stored (one transaction per batch), so a restart
+resumes where it left off and replays at most the last uncommitted batch,
+which the store ignores by event id.
+
+The projection never holds up the faust agent: when PostgreSQL is down it
+retries in the background and ``/readyz`` says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from funnel_shared.events import StageOutput
+from funnel_shared.kafka import consumer_kwargs
+from funnel_shared.settings import DatabaseSettings, KafkaSettings
+from mode import Service
+from pydantic import TypeAdapter, ValidationError
+
+from funnel_stage_engine.projection_store import Output, ProjectionStore
+
+__all__ = ["Projection", "decode_outputs", "projection_service"]
+
+log = logging.getLogger("funnel.stage_engine.projection")
+
+_outputs: TypeAdapter[Any] = TypeAdapter(StageOutput)
+
+
+def decode_outputs(records: Sequence[Any]) -> list[Output]:
+    """The records' values as stage outputs; a record we cannot read is logged and skipped.
+
+    Only the stage engine writes this topic; a kind this version does not know
+    (written by a newer engine) must not stop the projection.
+    """
+    outputs: list[Output] = []
+    for record in records:
+        try:
+            outputs.append(_outputs.validate_json(record.value))
+        except ValidationError as exc:
+            log.warning("skipping offset %s of %s: %s", record.offset, record.topic, exc)
+    return outputs
+
+
+class Projection:
+    """The projection's runtime: pool, store and consumer, and what ``/readyz`` needs."""
+
+    def __init__(
+        self,
+        *,
+        kafka: KafkaSettings,
+        database: DatabaseSettings,
+        topic: str,
+        group_id: str,
+        retry_backoff_s: float = 1.0,
+    ) -> None:
+        self._kafka = kafka
+        self._database = database
+        self._topic = topic
+        self._group_id = group_id
+        self._retry_backoff_s = retry_backoff_s
+        self.pool: asyncpg.Pool | None = None
+        self.store: ProjectionStore | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.last_error: str | None = "not started"
+        self.records_seen = 0  # Records fetched since start, stored or not: shows where it resumed.
+        self.committed: dict[TopicPartition, int] = {}  # Offsets this instance committed.
+
+    @property
+    def assigned(self) -> bool:
+        return self.consumer is not None and bool(self.consumer.assignment())
+
+    async def run(self) -> None:
+        """Connect (retrying while PostgreSQL is away), then consume until cancelled."""
+        try:
+            while self.pool is None:
+                try:
+                    self.pool = await asyncpg.create_pool(
+                        self._database.dsn, min_size=1, max_size=5, timeout=10
+                    )
+                except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                    self._failed("connecting to PostgreSQL", exc)
+                    await asyncio.sleep(self._retry_backoff_s)
+            self.store = ProjectionStore(self.pool)
+            self.consumer = AIOKafkaConsumer(
+                self._topic,
+                **consumer_kwargs(self._kafka, client_id="projection", group_id=self._group_id),
+            )
+            await self.consumer.start()
+            self.last_error = None
+            await self._consume(self.consumer, self.store)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        consumer, pool = self.consumer, self.pool
+        self.consumer = self.pool = self.store = None
+        if consumer is not None:
+            await consumer.stop()
+        if pool is not None:
+            await pool.close()
+
+    async def _consume(self, consumer: AIOKafkaConsumer, store: ProjectionStore) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for tp, records in batches.items():
+                await self._store_batch(consumer, store, tp, records)
+
+    async def _store_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        store: ProjectionStore,
+        tp: TopicPartition,
+        records: list[Any],
+    ) -> None:
+        self.records_seen += len(records)
+        try:
+            added = await store.apply(decode_outputs(records))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            # Nothing of this batch was stored: rewind and try it again after a pause.
+            self._failed(f"storing offsets {records[0].offset}.. of {tp}", exc)
+            with contextlib.suppress(KafkaError):  # Revoked meanwhile: its next owner replays.
+                consumer.seek(tp, records[0].offset)
+            await asyncio.sleep(self._retry_backoff_s)
+            return
+        self.last_error = None
+        log.info("projected %d new of %d records from %s", added, len(records), tp)
+        try:
+            await consumer.commit({tp: records[-1].offset + 1})
+        except KafkaError as exc:
+            # A rebalance took the partition away: its next owner replays from the last
+            # commit, which the store ignores by id. Nothing is lost.
+            log.warning("projection: cannot commit %s (%r); it will be replayed", tp, exc)
+            return
+        self.committed[tp] = records[-1].offset + 1
+
+    def _failed(self, doing: str, exc: BaseException) -> None:
+        self.last_error = f"{doing}: {exc!r}"
+        log.warning("projection: %s", self.last_error)
+
+
+def projection_service(projection: Projection) -> type[Service]:
+    """A mode service class running ``projection`` (faust's ``app.service`` wants a class)."""
+
+    class ProjectionService(Service):
+        async def on_start(self) -> None:
+            self.add_future(projection.run())
+
+        @property
+        def label(self) -> str:
+            return "Projection: funnel.stage-changed.v1 -> PostgreSQL"
+
+    return ProjectionService

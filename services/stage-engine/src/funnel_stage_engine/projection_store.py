@@ -1,0 +1,211 @@
+"""Writes the projection of ``funnel.stage-changed.v1`` into PostgreSQL.
+
+Idempotent by event id: each output is first inserted into its own table with
+``ON CONFLICT (id) DO NOTHING``, and the per-contact summary is touched only
+when that insert added a row, in the same transaction. Replaying the topic
+therefore changes nothing, and an old event can never move a contact back:
+its id is already in the history. Stage changes of one contact share a
+partition and arrive in order, so applying new ids in offset order keeps the
+current stage right.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import asyncpg
+from funnel_shared.events import ContactMerged, StageBlocked, StageChanged, StageStalled
+
+__all__ = ["Output", "ProjectionStore"]
+
+Output = StageChanged | StageBlocked | ContactMerged | StageStalled
+
+
+class ProjectionStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def apply(self, outputs: Sequence[Output]) -> int:
+        """Store a batch in one transaction; returns how many were new."""
+        added = 0
+        async with self._pool.acquire() as connection, connection.transaction():
+            for output in outputs:
+                if isinstance(output, StageChanged):
+                    added += await _stage_changed(connection, output)
+                elif isinstance(output, StageBlocked):
+                    added += await _stage_blocked(connection, output)
+                elif isinstance(output, StageStalled):
+                    added += await _stage_stalled(connection, output)
+                else:
+                    added += await _contact_merged(connection, output)
+        return added
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+
+async def _stage_changed(connection: asyncpg.Connection, change: StageChanged) -> int:
+    inserted = await connection.fetchval(
+        """
+        INSERT INTO stage_history
+            (id, funnel, funnel_version, contact_id, from_stage, to_stage, furthest_stage,
+             rule_id, cause_message_id, cause_kind, event_time, processed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING seq
+        """,
+        change.id,
+        change.funnel,
+        change.funnel_version,
+        change.contact_id,
+        change.from_stage,
+        change.to_stage,
+        change.furthest_stage,
+        change.rule_id,
+        change.cause_message_id,
+        change.cause_kind,
+        change.event_time,
+        change.processed_at,
+    )
+    if inserted is None:
+        return 0
+    # A merge is keyed by the surviving contact, so it may be projected before the
+    # merged contact's own last changes (another partition): look it up every time.
+    await connection.execute(
+        """
+        INSERT INTO contact_stages
+            (contact_id, funnel, funnel_version, current_stage, furthest_stage, entered_at,
+             stalled_at, last_change_id, traits, merged_into)
+        VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8::jsonb,
+                (SELECT contact_id FROM contact_merges WHERE merged_contact_id = $1 LIMIT 1))
+        ON CONFLICT (contact_id, funnel) DO UPDATE SET
+            funnel_version = excluded.funnel_version,
+            current_stage = excluded.current_stage,
+            furthest_stage = excluded.furthest_stage,
+            entered_at = excluded.entered_at,
+            stalled_at = NULL,
+            last_change_id = excluded.last_change_id,
+            traits = contact_stages.traits || excluded.traits,
+            merged_into = excluded.merged_into,
+            updated_at = now()
+        """,
+        change.contact_id,
+        change.funnel,
+        change.funnel_version,
+        change.to_stage,
+        change.furthest_stage,
+        change.event_time,
+        change.id,
+        json.dumps(change.traits),
+    )
+    return 1
+
+
+async def _stage_blocked(connection: asyncpg.Connection, blocked: StageBlocked) -> int:
+    status = await connection.execute(
+        """
+        INSERT INTO stage_blocks
+            (id, funnel, funnel_version, contact_id, current_stage, attempted_stage,
+             rule_id, cause_message_id, event_time, processed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (id) DO NOTHING
+        """,
+        blocked.id,
+        blocked.funnel,
+        blocked.funnel_version,
+        blocked.contact_id,
+        blocked.current_stage,
+        blocked.attempted_stage,
+        blocked.rule_id,
+        blocked.cause_message_id,
+        blocked.event_time,
+        blocked.processed_at,
+    )
+    return 1 if status == "INSERT 0 1" else 0
+
+
+async def _stage_stalled(connection: asyncpg.Connection, stall: StageStalled) -> int:
+    status = await connection.execute(
+        """
+        INSERT INTO stage_stalls
+            (id, funnel, funnel_version, contact_id, stage, furthest_stage, entered_at,
+             entry_id, stalled_after_seconds, move_to, event_time, processed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        ON CONFLICT (id) DO NOTHING
+        """,
+        stall.id,
+        stall.funnel,
+        stall.funnel_version,
+        stall.contact_id,
+        stall.stage,
+        stall.furthest_stage,
+        stall.entered_at,
+        stall.entry_id,
+        stall.stalled_after_seconds,
+        stall.move_to,
+        stall.event_time,
+        stall.processed_at,
+    )
+    if status != "INSERT 0 1":
+        return 0
+    # Stalls come once per stay, after the change that began it and before the next
+    # one (same contact, same partition): the contact is still in that stage.
+    await connection.execute(
+        """
+        UPDATE contact_stages SET stalled_at = $4, updated_at = now()
+        WHERE contact_id = $1 AND funnel = $2 AND current_stage = $3
+        """,
+        stall.contact_id,
+        stall.funnel,
+        stall.stage,
+        stall.event_time,
+    )
+    return 1
+
+
+async def _contact_merged(connection: asyncpg.Connection, merged: ContactMerged) -> int:
+    status = await connection.execute(
+        """
+        INSERT INTO contact_merges
+            (id, merge_id, funnel, funnel_version, contact_id, merged_contact_id,
+             current_stage, furthest_stage, merged_current_stage, merged_furthest_stage,
+             cause_message_id, event_time, processed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        ON CONFLICT (id) DO NOTHING
+        """,
+        merged.id,
+        merged.merge_id,
+        merged.funnel,
+        merged.funnel_version,
+        merged.contact_id,
+        merged.merged_contact_id,
+        merged.current_stage,
+        merged.furthest_stage,
+        merged.merged_current_stage,
+        merged.merged_furthest_stage,
+        merged.cause_message_id,
+        merged.event_time,
+        merged.processed_at,
+    )
+    if status != "INSERT 0 1":
+        return 0
+    # The merged contact no longer stands anywhere on its own. The survivor keeps the
+    # furthest stage of both; a move of its current stage comes as its own stage change.
+    await connection.execute(
+        "UPDATE contact_stages SET merged_into = $1, updated_at = now() WHERE contact_id = $2",
+        merged.contact_id,
+        merged.merged_contact_id,
+    )
+    await connection.execute(
+        """
+        UPDATE contact_stages
+        SET furthest_stage = $3, traits = $4::jsonb || traits, updated_at = now()
+        WHERE contact_id = $1 AND funnel = $2
+        """,
+        merged.contact_id,
+        merged.funnel,
+        merged.furthest_stage,
+        json.dumps(merged.traits),
+    )
+    return 1

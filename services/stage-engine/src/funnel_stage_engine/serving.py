@@ -1,0 +1,60 @@
+"""What runs beside the faust agent in the worker: the HTTP app and the projection.
+
+Both live on the worker's event loop. uvicorn replaces faust's aiohttp server
+(``faust.contrib.asgi.serve_asgi``: started after table recovery, stopped by
+the worker on SIGTERM/SIGINT, which owns the signals). The projection is a
+mode service of its own (``app.service``), so a slow or absent PostgreSQL
+never blocks the agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.contrib.asgi import serve_asgi
+from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
+
+from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.projection import Projection, projection_service
+from funnel_stage_engine.settings import StageEngineSettings
+from funnel_stage_engine.web import create_web_app
+
+__all__ = ["attach_http_and_projection"]
+
+
+def attach_http_and_projection(
+    app: faust.App,
+    *,
+    settings: StageEngineSettings,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    database: DatabaseSettings | None,
+    funnels: Sequence[Funnel],
+    metrics: StageEngineMetrics,
+) -> Projection:
+    projection = Projection(
+        kafka=kafka,
+        database=database or DatabaseSettings(),
+        topic=topics.stage_changed,
+        group_id=f"{settings.app_id}-projection",
+    )
+    app.service(projection_service(projection))
+    assigned = {"yes": False}
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types want the signal arg
+    async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned["yes"] = True
+
+    def worker_status() -> str:
+        if not assigned["yes"] or app.rebalancing:
+            return "joining consumer group"
+        return ""
+
+    web = create_web_app(
+        funnels=funnels, projection=projection, metrics=metrics, worker_status=worker_status
+    )
+    serve_asgi(app, web, host=settings.host, port=settings.port, access_log=False)
+    return projection
