@@ -89,7 +89,7 @@ def database(workdir: Path) -> Iterator[Database]:
         yield Database(f"{admin.rpartition('/')[0]}/{name}", None)
         return
     with EmbeddedPostgres(data_dir=workdir / "postgres", port=free_port(), durable=False) as pg:
-        process = pg._process  # noqa: SLF001 - the pid, to measure the server's CPU
+        process = pg._process  # Its pid, to measure the server's CPU.
         yield Database(pg.dsn(), process.pid if process else None)
 
 
@@ -201,7 +201,7 @@ async def produce_changes(
 
 
 async def send_signed(url: str, secret: str, count: int, *, concurrency: int) -> None:
-    """The baseline: ``count`` signed webhook posts from one httpx client, ``concurrency`` at once."""
+    """The baseline: ``count`` signed posts from one httpx client, ``concurrency`` at once."""
     key = decode_secret(secret)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(count):
