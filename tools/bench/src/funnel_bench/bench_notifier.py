@@ -153,7 +153,7 @@ async def _baseline(
 
 async def run(ctx: BenchContext) -> list[Measurement]:
     count = max(300, int(ctx.duration_s * 600))
-    with database(ctx.log_dir) as db:
+    async with database(ctx.log_dir) as db:
         receiver = Receiver(ctx.log_dir)
         try:
             stats, cpu, delays, extra = await _notifier_phases(ctx, db, receiver, count)

@@ -14,8 +14,8 @@ import shutil
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,12 +80,12 @@ class Database:
         self.pid = pid  # The embedded server's postmaster; None for DATABASE_URL's.
 
 
-@contextmanager
-def database(workdir: Path) -> Iterator[Database]:
+@asynccontextmanager
+async def database(workdir: Path) -> AsyncIterator[Database]:
     if "DATABASE_URL" in os.environ:
         admin = os.environ["DATABASE_URL"]
         name = "bench_" + uuid.uuid4().hex[:10]
-        asyncio.run(_create_database(admin, name))
+        await _create_database(admin, name)
         yield Database(f"{admin.rpartition('/')[0]}/{name}", None)
         return
     with EmbeddedPostgres(data_dir=workdir / "postgres", port=free_port(), durable=False) as pg:
