@@ -74,7 +74,8 @@ def test_bench_writes_a_complete_report_for_every_benchmark(
         assert results[name]["ratio"] is not None, name
         assert results[name]["baseline_cpu_seconds"], name
     # py-spy may be refused ptrace in some containers: then the profile says so.
-    assert set(report["profiles"]) == {"stage engine", "ingest (single /v1/track)"}
+    profiled = {"stage engine", "ingest (single /v1/track)", "notifier (webhook deliveries)"}
+    assert set(report["profiles"]) == profiled
     for profile in report["profiles"].values():
         assert "error" in profile or {"samples", "self", "inclusive", "packages"} <= set(profile)
     assert results["notifier.delay"]["extra"]["samples"], results["notifier.delay"]

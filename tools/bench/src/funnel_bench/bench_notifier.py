@@ -39,9 +39,12 @@ from funnel_bench.notifier_parts import (
     write_rules,
 )
 from funnel_bench.procs import CpuMeter, Service, entry_point, run_measured
+from funnel_bench.profiling import Recording, summarize
 from funnel_bench.result import Measurement
 
-__all__ = ["SETTINGS", "run"]
+__all__ = ["PROFILE", "SETTINGS", "run"]
+
+PROFILE = "notifier (webhook deliveries)"
 
 SETTINGS = {
     "NOTIFIER_POLL_INTERVAL_S": "0.05",
@@ -114,8 +117,20 @@ async def _notifier_phases(
         meter = _Meter(ctx, db, notifier=notifier.pid, receiver=receiver.service.pid)
         meter.start()  # Before it is ready: it starts delivering as soon as it consumes.
         notifier.wait_http(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
+        out = ctx.log_dir / "notifier.pyspy.txt"
+        recording = None
+        if ctx.profile:
+            recording = Recording(notifier.pid, seconds=ctx.duration_s, out=out)
         stats = await receiver.wait_for(count, timeout_s=ctx.duration_s * 4 + 60)
         cpu = meter.stop()
+        if recording is not None:
+            recording.finish(timeout_s=ctx.duration_s + 30)
+            profile = {"error": recording.error} if recording.error else summarize(out)
+            profile["summary"] = (
+                f"py-spy record of funnel-notifier for the first {ctx.duration_s:.0f} s after it"
+                f" was ready, while it delivered; {profile.get('samples', 0)} samples at 100 Hz."
+            )
+            ctx.profiles[PROFILE] = profile
         delays = await _delays(ctx, receiver, topics.stage_changed)
     finally:
         notifier.stop()
