@@ -19,6 +19,7 @@ COPY shared/pyproject.toml shared/
 COPY services/ingest/pyproject.toml services/ingest/
 COPY services/stage-engine/pyproject.toml services/stage-engine/
 COPY services/notifier/pyproject.toml services/notifier/
+COPY tools/bench/pyproject.toml tools/bench/
 COPY tools/devstack/pyproject.toml tools/devstack/
 COPY tools/bench/pyproject.toml tools/bench/
 RUN --mount=type=cache,target=/root/.cache/uv \

@@ -25,7 +25,8 @@ class IngestServices:
     limiter: RateLimiter | None
 
 
-def _services(request: Request) -> IngestServices:
+async def _services(request: Request) -> IngestServices:
+    # async: a plain def dependency runs in the anyio threadpool on every request.
     services: IngestServices = request.app.state.services
     return services
 
