@@ -56,7 +56,7 @@ class FollowUpQueue:
                 """
                 SELECT f.*, cs.stage AS current_stage
                 FROM followups f
-                LEFT JOIN contact_stages cs
+                LEFT JOIN followup_contact_stages cs
                     ON cs.funnel = f.funnel AND cs.contact_id = f.contact_id
                 WHERE (f.status IN ('scheduled', 'retrying') AND f.due_at <= now())
                    OR (f.status = 'sending' AND f.claimed_until < now())

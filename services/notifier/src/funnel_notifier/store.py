@@ -66,12 +66,12 @@ async def _store_stage_change(connection: Any, change: StageChanged) -> None:
     # never moves a contact back. "Moved on" is judged against this row.
     await connection.execute(
         """
-        INSERT INTO contact_stages (funnel, contact_id, stage, stage_change_id, event_time)
+        INSERT INTO followup_contact_stages (funnel, contact_id, stage, stage_change_id, event_time)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (funnel, contact_id) DO UPDATE
             SET stage = EXCLUDED.stage, stage_change_id = EXCLUDED.stage_change_id,
                 event_time = EXCLUDED.event_time, updated_at = now()
-            WHERE contact_stages.event_time <= EXCLUDED.event_time
+            WHERE followup_contact_stages.event_time <= EXCLUDED.event_time
         """,
         change.funnel,
         change.contact_id,

@@ -16,7 +16,7 @@ depends_on = None
 def upgrade() -> None:
     op.execute(
         """
-        CREATE TABLE contact_stages (
+        CREATE TABLE followup_contact_stages (
             funnel          text NOT NULL,
             contact_id      text NOT NULL,
             stage           text NOT NULL,
@@ -100,4 +100,4 @@ def downgrade() -> None:
     op.execute("DROP TABLE followup_events")
     op.execute("DROP TABLE followup_attempts")
     op.execute("DROP TABLE followups")
-    op.execute("DROP TABLE contact_stages")
+    op.execute("DROP TABLE followup_contact_stages")
