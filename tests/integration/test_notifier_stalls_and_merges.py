@@ -46,7 +46,9 @@ async def _followups(db: asyncpg.Pool, contact: str) -> list[asyncpg.Record]:
 
 
 async def _latest_stage(db: asyncpg.Pool, contact: str) -> str | None:
-    value = await db.fetchval("SELECT stage FROM followup_contact_stages WHERE contact_id = $1", contact)
+    value = await db.fetchval(
+        "SELECT stage FROM followup_contact_stages WHERE contact_id = $1", contact
+    )
     return None if value is None else str(value)
 
 

@@ -69,6 +69,7 @@ def start_worker(
             "STAGE_ENGINE_PORT": str(port),
             "STAGE_ENGINE_DATA_DIR": str(ctx.log_dir / app_id),
             "STAGE_ENGINE_STORE": store,
+            "DATABASE_URL": ctx.database_url,
         },
         log_dir=ctx.log_dir,
     )

@@ -28,6 +28,7 @@ class BenchContext:
     e2e_rate: int  # events/s sent in the end-to-end benchmark
     e2e_seconds: float
     memory_contacts: int
+    database_url: str  # The stage engine's projection database, migrated.
     # py-spy summaries by what was profiled, filled in by the benchmarks.
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 

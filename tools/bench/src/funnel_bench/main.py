@@ -21,6 +21,7 @@ from pathlib import Path
 from funnel_bench import bench_e2e, bench_ingest, bench_memory, bench_notifier, bench_stage_engine
 from funnel_bench.context import BenchContext
 from funnel_bench.load import load_tool
+from funnel_bench.projection_db import projection_database
 from funnel_bench.report import machine_info, write_report
 from funnel_bench.result import Measurement
 from funnel_bench.stack import open_stack
@@ -99,6 +100,7 @@ def run_benchmarks(args: argparse.Namespace) -> Path:
     with (
         tempfile.TemporaryDirectory(prefix="funnel-bench-") as tmp,
         open_stack(Path(tmp), producer_batch_size=args.producer_batch_size or None) as stack,
+        projection_database(Path(tmp)) as database_url,
     ):
         settings["broker"] = "embedded (Tansu)" if stack.embedded else "KAFKA_BOOTSTRAP_SERVERS"
         settings.update(
@@ -113,6 +115,7 @@ def run_benchmarks(args: argparse.Namespace) -> Path:
             e2e_rate=args.e2e_rate,
             e2e_seconds=args.e2e_seconds,
             memory_contacts=args.memory_contacts,
+            database_url=database_url,
         )
         results = [r for name in names for r in asyncio.run(_run_one(name, ctx))]
     command = "funnel-bench " + shlex.join(sys.argv[1:])
