@@ -1,8 +1,10 @@
 """Consume the stage-changed topic and schedule follow-ups; commit offsets only after storing.
 
-A record and everything it schedules are stored in one transaction. A crash
-between storing and committing re-delivers the record, and the unique key on
-(stage change id, rule id) absorbs the duplicate. A database error rewinds the
+The records of a fetched batch and everything they schedule are stored in one
+transaction per partition (split only around records that are dead-lettered,
+which are published after the records before them are stored). A crash between
+storing and committing re-delivers the records, and the unique key on (stage
+change id, rule id) absorbs the duplicates. A database error rewinds the
 partition to the first unstored record, so nothing past it is committed.
 """
 
@@ -18,7 +20,7 @@ from funnel_shared.kafka import Publisher, publish, rejected_record
 from funnel_notifier.metrics import NotifierMetrics
 from funnel_notifier.rules import LoadedRule
 from funnel_notifier.store import StageChangeStore
-from funnel_notifier.triggers import Ignored, Invalid, decode, plan_followups
+from funnel_notifier.triggers import Decoded, Ignored, Invalid, Trigger, decode, plan_followups
 
 __all__ = ["StageChangeConsumer"]
 
@@ -57,11 +59,24 @@ class StageChangeConsumer:
                 await self._handle_partition(tp, records)
 
     async def _handle_partition(self, tp: TopicPartition, records: list[Any]) -> None:
-        done = 0
+        done = 0  # Records stored (or settled) and safe to commit past.
+        pending: list[tuple[Any, Trigger]] = []  # Decoded, to store together.
         try:
-            for record in records:
-                await self._handle(record)
-                done += 1
+            for index, record in enumerate(records):
+                decoded = decode(record.value)
+                if isinstance(decoded, Decoded):
+                    pending.append((record, decoded.trigger))
+                    continue
+                await self._store_all(pending)  # Everything before a rejection first.
+                pending.clear()
+                done = index
+                if isinstance(decoded, Invalid):
+                    await self._reject(record, decoded.errors)
+                else:
+                    self._skip(record, decoded)
+                done = index + 1
+            await self._store_all(pending)
+            done = len(records)
         except Exception as exc:
             # Nothing past the last stored record is committed: rewind and retry
             # it after a pause rather than lose it.
@@ -73,33 +88,32 @@ class StageChangeConsumer:
         if done:
             await self._consumer.commit({tp: records[done - 1].offset + 1})
 
-    async def _handle(self, record: Any) -> None:
-        decoded = decode(record.value)
-        if isinstance(decoded, Invalid):
-            await self._reject(record, decoded.errors)
+    def _skip(self, record: Any, ignored: Ignored) -> None:
+        self._metrics.ignored.labels(ignored.kind).inc()
+        if not ignored.known:
+            log.info(
+                "skipping offset %s of %s: kind %r is unknown to this version",
+                record.offset,
+                record.topic,
+                ignored.kind,
+            )
+
+    async def _store_all(self, pending: list[tuple[Any, Trigger]]) -> None:
+        if not pending:
             return
-        if isinstance(decoded, Ignored):
-            self._metrics.ignored.labels(decoded.kind).inc()
-            if not decoded.known:
-                log.info(
-                    "skipping offset %s of %s: kind %r is unknown to this version",
-                    record.offset,
-                    record.topic,
-                    decoded.kind,
-                )
-            return
-        trigger = decoded.trigger
-        scheduled = await self._store.record(trigger, plan_followups(trigger, self._rules))
-        self._metrics.followups.labels("scheduled").inc(len(scheduled))
-        log.info(
-            "%s %s: %s/%s %s, %d follow-up(s) scheduled",
-            trigger.type,
-            trigger.source_id,
-            trigger.funnel,
-            trigger.stage,
-            trigger.contact_id,
-            len(scheduled),
-        )
+        batch = [(trigger, plan_followups(trigger, self._rules)) for _, trigger in pending]
+        scheduled = await self._store.record_many(batch)
+        for (trigger, _), ids in zip(batch, scheduled, strict=True):
+            self._metrics.followups.labels("scheduled").inc(len(ids))
+            log.info(
+                "%s %s: %s/%s %s, %d follow-up(s) scheduled",
+                trigger.type,
+                trigger.source_id,
+                trigger.funnel,
+                trigger.stage,
+                trigger.contact_id,
+                len(ids),
+            )
 
     async def _reject(self, record: Any, errors: list[str]) -> None:
         await publish(

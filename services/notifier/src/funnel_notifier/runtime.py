@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from funnel_shared.kafka import AiokafkaPublisher, consumer_kwargs, producer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
@@ -63,7 +63,11 @@ class Runtime:
         directory = rules_dir(self.settings)
         loaded = load_rules(directory)  # Bad rule files stop start-up, naming file and field.
         self.pool = await asyncpg.create_pool(self.database.dsn, min_size=1, max_size=10)
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        # One pooled client for every webhook; a dispatcher has at most batch_size
+        # attempts in flight, so none waits for a free connection.
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(100, self.settings.batch_size))
+        )
         self.producer = AIOKafkaProducer(**producer_kwargs(self.kafka, client_id="notifier"))
         await self.producer.start()
         publisher = AiokafkaPublisher(self.producer)
@@ -98,7 +102,7 @@ class Runtime:
         )
         self.dispatcher = Dispatcher(
             queue=FollowUpQueue(self.pool),
-            outbox=OutboxRelay(pool=self.pool, publisher=publisher, topic=self.topics.followups),
+            outbox=OutboxRelay(pool=self.pool, producer=self.producer, topic=self.topics.followups),
             channels=self.active.channels,
             settings=self.settings,
             metrics=self.metrics,
@@ -130,7 +134,7 @@ class Runtime:
             if hasattr(self, closer):
                 await getattr(self, closer).stop()
         if hasattr(self, "http"):
-            await self.http.aclose()
+            await self.http.close()
         if hasattr(self, "pool"):
             await self.pool.close()
 
