@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,6 +40,7 @@ class StageChangeConsumer:
         retry_backoff_s: float,
         rules: list[LoadedRule] | None = None,
         metrics: NotifierMetrics | None = None,
+        on_scheduled: Callable[[], None] | None = None,
     ) -> None:
         self._consumer = consumer
         self._store = store
@@ -46,6 +49,7 @@ class StageChangeConsumer:
         self._retry_backoff_s = retry_backoff_s
         self._rules = rules or []
         self._metrics = metrics or NotifierMetrics()
+        self._on_scheduled = on_scheduled  # Wakes the dispatcher for follow-ups due now.
         self.store_failures = 0  # Seen by tests and logs: how often storing was refused.
 
     @property
@@ -103,6 +107,13 @@ class StageChangeConsumer:
             return
         batch = [(trigger, plan_followups(trigger, self._rules)) for _, trigger in pending]
         scheduled = await self._store.record_many(batch)
+        if self._on_scheduled is not None:
+            # Delayed ones are the dispatcher's look-ahead's business; only those
+            # due already are worth waking it for.
+            now = datetime.now(UTC)
+            new = {followup_id for ids in scheduled for followup_id in ids}
+            if any(p.due_at <= now for _, items in batch for p in items if p.id in new):
+                self._on_scheduled()
         for (trigger, _), ids in zip(batch, scheduled, strict=True):
             self._metrics.followups.labels("scheduled").inc(len(ids))
             log.info(

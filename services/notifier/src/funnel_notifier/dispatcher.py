@@ -39,12 +39,20 @@ class Dispatcher:
         self._draw = draw
         self._stopping = asyncio.Event()
         self._nudge = asyncio.Event()  # Set when the outbox has new rows to publish.
+        self._wake = asyncio.Event()  # Set when follow-ups were stored, or to stop.
         self._depth_due = 0.0
 
     def request_stop(self) -> None:
         """Finish the attempts in flight, then return from ``run``: a clean shutdown
         leaves no attempt for another process to take over and send again."""
         self._stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """New follow-ups were stored: look for due ones now, not after the poll interval,
+        and publish their ``scheduled`` events."""
+        self._wake.set()
+        self._nudge.set()
 
     async def run(self) -> None:
         """Poll until stopped. A database or broker outage pauses, never stops, the loop.
@@ -54,21 +62,34 @@ class Dispatcher:
         relay = asyncio.create_task(self._relay(), name="outbox-relay")
         try:
             while not self._stopping.is_set():
+                busy: bool | None  # None: the pass failed.
                 try:
                     busy = await self.run_once()
                 except Exception as exc:
                     log.warning(
                         "dispatcher pass failed (%s: %s); retrying", type(exc).__name__, exc
                     )
-                    busy = False
+                    busy = None
                 if not busy:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._stopping.wait(), self._settings.poll_interval_s
-                        )
+                    await self._idle(look_ahead=busy is not None)
         finally:
             self._nudge.set()
             await relay
+
+    async def _idle(self, *, look_ahead: bool) -> None:
+        """Sleep until the next follow-up is due, new ones are stored, or a poll interval
+        passed (the fallback for rows other replicas store, retry or leave behind)."""
+        wait_s = self._settings.poll_interval_s
+        if look_ahead:
+            try:
+                due_in_s = await self._queue.next_due_in_s()
+            except Exception as exc:
+                log.warning("looking ahead failed (%s: %s)", type(exc).__name__, exc)
+                due_in_s = None
+            if due_in_s is not None:  # <= 0: it fell due since this pass claimed.
+                wait_s = min(wait_s, max(due_in_s, 0.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait_s)
 
     async def _relay(self) -> None:
         """Publish pending outbox rows whenever state changed or a poll interval passed."""
@@ -90,6 +111,7 @@ class Dispatcher:
         """One pass: claim, deliver, record outcomes as attempts finish. True when it
         found work."""
         settings = self._settings
+        self._wake.clear()  # Before claiming: what is stored from now on wakes the next pass.
         claimed, settled = await self._queue.claim(
             limit=settings.batch_size,
             lease_s=settings.attempt_timeout_s + settings.claim_grace_s,

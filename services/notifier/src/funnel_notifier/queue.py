@@ -179,6 +179,19 @@ class FollowUpQueue:
             finished |= await _failed(connection, failed, max_attempts=max_attempts)
         return [finished.get(followup_id, Finished("stale")) for followup_id in ids]
 
+    async def next_due_in_s(self) -> float | None:
+        """Seconds until the earliest claimable follow-up is due (<= 0: due now); None:
+        none. Rows another dispatcher is claiming right now are skipped, as ``claim`` would."""
+        value = await self._pool.fetchval(
+            """
+            SELECT extract(epoch FROM due_at - now()) FROM followups
+            WHERE status IN ('scheduled', 'retrying')
+            ORDER BY due_at LIMIT 1
+            FOR UPDATE SKIP LOCKED
+            """
+        )
+        return None if value is None else float(value)
+
     async def depth(self) -> int:
         """Follow-ups due now and waiting for a dispatcher."""
         value = await self._pool.fetchval(

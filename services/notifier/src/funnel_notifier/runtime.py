@@ -91,6 +91,13 @@ class Runtime:
         )
         await self.consumer.start()
         self.store = PostgresStageChangeStore(self.pool)
+        self.dispatcher = Dispatcher(
+            queue=FollowUpQueue(self.pool),
+            outbox=OutboxRelay(pool=self.pool, producer=self.producer, topic=self.topics.followups),
+            channels=self.active.channels,
+            settings=self.settings,
+            metrics=self.metrics,
+        )
         self.worker = StageChangeConsumer(
             consumer=self.consumer,
             store=self.store,
@@ -99,13 +106,7 @@ class Runtime:
             retry_backoff_s=self.settings.retry_backoff_s,
             rules=self.active.rules,
             metrics=self.metrics,
-        )
-        self.dispatcher = Dispatcher(
-            queue=FollowUpQueue(self.pool),
-            outbox=OutboxRelay(pool=self.pool, producer=self.producer, topic=self.topics.followups),
-            channels=self.active.channels,
-            settings=self.settings,
-            metrics=self.metrics,
+            on_scheduled=self.dispatcher.wake,
         )
         self.tasks = [
             asyncio.create_task(self.worker.run(), name="stage-change-consumer"),
