@@ -40,7 +40,7 @@ class StageChangeConsumer:
         retry_backoff_s: float,
         rules: list[LoadedRule] | None = None,
         metrics: NotifierMetrics | None = None,
-        on_scheduled: Callable[[], None] | None = None,
+        on_scheduled: Callable[[float], None] | None = None,
     ) -> None:
         self._consumer = consumer
         self._store = store
@@ -49,7 +49,8 @@ class StageChangeConsumer:
         self._retry_backoff_s = retry_backoff_s
         self._rules = rules or []
         self._metrics = metrics or NotifierMetrics()
-        self._on_scheduled = on_scheduled  # Wakes the dispatcher for follow-ups due now.
+        # Tells the dispatcher in how many seconds the earliest new follow-up is due.
+        self._on_scheduled = on_scheduled
         self.store_failures = 0  # Seen by tests and logs: how often storing was refused.
 
     @property
@@ -107,13 +108,10 @@ class StageChangeConsumer:
             return
         batch = [(trigger, plan_followups(trigger, self._rules)) for _, trigger in pending]
         scheduled = await self._store.record_many(batch)
-        if self._on_scheduled is not None:
-            # Delayed ones are the dispatcher's look-ahead's business; only those
-            # due already are worth waking it for.
-            now = datetime.now(UTC)
-            new = {followup_id for ids in scheduled for followup_id in ids}
-            if any(p.due_at <= now for _, items in batch for p in items if p.id in new):
-                self._on_scheduled()
+        new = {followup_id for ids in scheduled for followup_id in ids}
+        due = [item.due_at for _, items in batch for item in items if item.id in new]
+        if due and self._on_scheduled is not None:
+            self._on_scheduled((min(due) - datetime.now(UTC)).total_seconds())
         for (trigger, _), ids in zip(batch, scheduled, strict=True):
             self._metrics.followups.labels("scheduled").inc(len(ids))
             log.info(

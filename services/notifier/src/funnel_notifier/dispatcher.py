@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Callable
 
@@ -41,6 +42,9 @@ class Dispatcher:
         self._nudge = asyncio.Event()  # Set when the outbox has new rows to publish.
         self._wake = asyncio.Event()  # Set when follow-ups were stored, or to stop.
         self._depth_due = 0.0
+        # When an idle dispatcher will look next (loop time): -inf during a pass, whose
+        # look-ahead sees what was stored meanwhile; +inf while looking ahead.
+        self._alarm = -math.inf
 
     def request_stop(self) -> None:
         """Finish the attempts in flight, then return from ``run``: a clean shutdown
@@ -48,11 +52,12 @@ class Dispatcher:
         self._stopping.set()
         self._wake.set()
 
-    def wake(self) -> None:
-        """New follow-ups were stored: look for due ones now, not after the poll interval,
-        and publish their ``scheduled`` events."""
-        self._wake.set()
+    def wake(self, due_in_s: float = 0.0) -> None:
+        """New follow-ups were stored, the earliest due in ``due_in_s``: publish their
+        ``scheduled`` events, and look again if that is sooner than planned."""
         self._nudge.set()
+        if asyncio.get_running_loop().time() + due_in_s < self._alarm:
+            self._wake.set()
 
     async def run(self) -> None:
         """Poll until stopped. A database or broker outage pauses, never stops, the loop.
@@ -80,6 +85,8 @@ class Dispatcher:
         """Sleep until the next follow-up is due, new ones are stored, or a poll interval
         passed (the fallback for rows other replicas store, retry or leave behind)."""
         wait_s = self._settings.poll_interval_s
+        loop = asyncio.get_running_loop()
+        self._alarm = math.inf
         if look_ahead:
             try:
                 due_in_s = await self._queue.next_due_in_s()
@@ -88,6 +95,7 @@ class Dispatcher:
                 due_in_s = None
             if due_in_s is not None:  # <= 0: it fell due since this pass claimed.
                 wait_s = min(wait_s, max(due_in_s, 0.0))
+        self._alarm = loop.time() + wait_s
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait_s)
 
@@ -111,7 +119,8 @@ class Dispatcher:
         """One pass: claim, deliver, record outcomes as attempts finish. True when it
         found work."""
         settings = self._settings
-        self._wake.clear()  # Before claiming: what is stored from now on wakes the next pass.
+        self._alarm = -math.inf
+        self._wake.clear()  # The look-ahead after this pass sees what is stored meanwhile.
         claimed, settled = await self._queue.claim(
             limit=settings.batch_size,
             lease_s=settings.attempt_timeout_s + settings.claim_grace_s,
