@@ -32,6 +32,12 @@ __all__ = ["Runtime", "rules_dir", "smtp_config"]
 log = logging.getLogger("funnel.notifier")
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's reset query (a round trip on every release):
+    the notifier keeps no session state (no SET, LISTEN, cursors or session-level
+    advisory locks), and asyncpg still rolls back a transaction left open."""
+
+
 def rules_dir(settings: NotifierSettings) -> Path:
     return settings.rules_dir if settings.rules_dir is not None else builtin_rules_dir()
 
@@ -62,7 +68,9 @@ class Runtime:
     async def start(self) -> None:
         directory = rules_dir(self.settings)
         loaded = load_rules(directory)  # Bad rule files stop start-up, naming file and field.
-        self.pool = await asyncpg.create_pool(self.database.dsn, min_size=1, max_size=10)
+        self.pool = await asyncpg.create_pool(
+            self.database.dsn, min_size=1, max_size=10, reset=_keep_session
+        )
         # One pooled client for every webhook; a dispatcher has at most batch_size
         # attempts in flight, so none waits for a free connection.
         self.http = aiohttp.ClientSession(

@@ -205,9 +205,20 @@ async def run(ctx: BenchContext) -> list[Measurement]:
     )
     deliveries.notes.append(
         "The notifier's CPU counts from its start (imports, connecting) to the last delivery."
-        " The baseline uses httpx, the notifier's own HTTP client, so the ratio shows what the"
-        " notifier adds around the POST (consume, store, claim, sign, mark sent); the profile"
-        " shows where its time goes."
+        " The baseline is aiohttp, the notifier's own HTTP client (both used httpx before the"
+        " notifier moved to aiohttp: httpx cost ~2.6-3.5 ms CPU per post here and capped"
+        " the notifier below 400/s), so the ratio shows what the notifier adds around the"
+        " POST (consume, store, claim, sign, mark sent, publish the outbox)."
+    )
+    deliveries.notes.append(
+        "What limits it: one Python process near one core. Claims, outcomes, intake and"
+        " outbox are batched (a few statements per claimed batch, per group of attempts that"
+        " finish together, per fetched batch of records, per 500 outbox events), so the"
+        " largest own-time frame in py-spy is asyncio's socket write, mostly asyncpg's to"
+        " PostgreSQL (on 2 shared cores, a write to a local server is where the process is"
+        " switched out); then the webhook POST itself and the outbox (two events per"
+        " follow-up: JSON, CloudEvents headers, pipelined sends). A bigger"
+        " NOTIFIER_BATCH_SIZE amortizes more; the bench keeps 100."
     )
     if stats["unique"] < count:
         deliveries.status = "failed"
