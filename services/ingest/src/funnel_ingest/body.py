@@ -118,13 +118,17 @@ def decode_json(data: bytes) -> Any:
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
-    """True if objects and arrays nest more than ``limit`` levels. Iterative, not recursive."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
+    """True if objects and arrays nest more than ``limit`` levels. Iterative, not recursive:
+    one nesting level at a time, and only objects and arrays are kept for the next one."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for item in level:
             children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            below += [child for child in children if isinstance(child, dict | list)]
+        level = below
     return False
