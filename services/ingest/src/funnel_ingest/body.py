@@ -101,6 +101,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# What json.loads(text, parse_constant=..., parse_float=...) uses, built once: json.loads
+# builds a new decoder on every call that passes options.
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def decode_json(data: bytes) -> Any:
     """Strict UTF-8 JSON. NaN and Infinity are refused: they are not JSON."""
     try:
@@ -108,7 +113,9 @@ def decode_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise IngestError(400, "invalid_utf8", f"body is not valid UTF-8: {exc}") from exc
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # As json.loads says it.
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _decoder.decode(text)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and integers with too many digits.
         raise IngestError(400, "malformed_json", f"malformed JSON: {exc}") from exc
