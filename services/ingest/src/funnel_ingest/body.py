@@ -119,7 +119,9 @@ def decode_json(data: bytes) -> Any:
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and integers with too many digits.
         raise IngestError(400, "malformed_json", f"malformed JSON: {exc}") from exc
-    if _deeper_than(value, MAX_JSON_DEPTH):
+    # Each level of nesting needs its own bracket: with few brackets there is nothing to walk.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
         raise IngestError(400, "too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 

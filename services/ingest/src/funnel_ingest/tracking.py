@@ -42,9 +42,10 @@ async def _read_json(request: Request, services: IngestServices) -> tuple[Any, s
     """The body as JSON and the source its write key belongs to."""
     settings = services.settings
     authorization = request.headers.get("authorization")
+    source = None
     if authorization and authorization.lower().startswith("basic "):
         # Basic auth wins over the body: refuse a wrong key before reading anything.
-        authenticate(settings, authorization=authorization, body=None)
+        source = authenticate(settings, authorization=authorization, body=None)
     check_content_type(request.headers.get("content-type"))
     raw = await read_body(
         request.stream(),
@@ -57,7 +58,8 @@ async def _read_json(request: Request, services: IngestServices) -> tuple[Any, s
         limit=settings.max_request_bytes,
     )
     body = decode_json(data)
-    source = authenticate(settings, authorization=authorization, body=body)
+    if source is None:
+        source = authenticate(settings, authorization=authorization, body=body)
     if services.limiter is not None:
         services.limiter.check(source)
     return body, source
