@@ -10,17 +10,18 @@ where requests' records share a broker batch.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from funnel_shared.events import ContactEvent, RejectedRecord
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.ingest_server import serve_ingest
-from tests.kafka_reader import TopicReader
 
 pytestmark = pytest.mark.integration
 
@@ -98,10 +99,36 @@ async def test_concurrent_requests_put_every_acknowledged_message_on_the_topic_o
     assert all(sum(f'"{message_id}"' in text for text in originals) == 1 for message_id in dead)
 
 
-def _read_all(kafka: KafkaSettings, topic: str) -> list[bytes]:
-    reader = TopicReader(kafka.bootstrap_servers, topic)
+def _read_all(kafka: KafkaSettings, topic: str, timeout_s: float = 60.0) -> list[bytes]:
+    """Every record on ``topic``, read to the end of each partition. Partitions are assigned,
+    not subscribed: no group join, which costs seconds on the embedded broker."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
-        assert reader.read_to_end(timeout_s=60), f"{topic} was not read to its end"
-        return [record.value for record in reader.records]
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        values: list[bytes] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while at_end != set(partitions):
+            assert time.monotonic() < deadline, f"{topic} was not read to its end"
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error, partition = message.error(), message.partition()
+            assert partition is not None
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, str(error)
+                at_end.add(partition)
+                continue
+            at_end.discard(partition)
+            values.append(message.value() or b"")
+        return values
     finally:
-        reader.close()
+        consumer.close()
