@@ -251,7 +251,10 @@ def _single_result(
         f"CPU per request: ingest {ingest_us:.0f} us, the empty endpoint {empty_us:.0f} us"
         " (uvicorn, h11, the access log and FastAPI's own layers, shared by both). Ingest adds"
         " write-key checking, JSON decoding, validation and enrichment, encoding, the aiokafka"
-        " send and its ack, CORS and request metrics: the profile shows where."
+        " send and its ack, CORS and request metrics: the profile shows where. Every request"
+        " sends the same message, so all records share one key and one partition: once that"
+        " partition's producer batch is full (producer_max_batch_size), the other requests'"
+        " send() calls wait for it to be drained."
     ]
     notes += ["py-spy sampled ingest (100 Hz, non-blocking) while it was measured"] * ctx.profile
     return Measurement(
