@@ -1,7 +1,9 @@
 """The faust app: composition of settings, topics, the state table, the handler and pages.
 
-Events are acknowledged by hand (``noack``), and only after the handler has
-returned: an event whose processing was cut short (a publish failure, a
+The agent takes records in small batches (``noack_take``: up to
+``batch_max_events``, or whatever came within ``batch_within_s``) and
+acknowledges them by hand, only after the handler has returned for the whole
+batch: a record whose processing was cut short (a publish failure, a
 rebalance, a stop) is never committed and comes back. Faust's own auto-ack
 would ack it on the way out. See ``handler.py`` for the crash-safety order of
 publish and store.
@@ -14,10 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.types import TableT, TopicT
+from faust.types import TableT, TopicT, TransportT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
+from funnel_stage_engine.batch import Inbound
 from funnel_stage_engine.commands import Tick
 from funnel_stage_engine.deadlines import DeadlineIndex
 from funnel_stage_engine.definitions import Funnel
@@ -26,6 +29,7 @@ from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.projection import Projection
 from funnel_stage_engine.serving import attach_http_and_projection
 from funnel_stage_engine.settings import StageEngineSettings
+from funnel_stage_engine.transport import Transport
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
@@ -41,6 +45,11 @@ class StageEngineApp(faust.App):
     evaluate_contact_events: Any
     contact_to_state: TableT[str, Any]
     projection: Projection
+    # Read by the transport when it builds the worker consumer (None: faust's own).
+    fetch_max_wait_ms: int | None = None
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
 
 
 def create_app(
@@ -53,6 +62,7 @@ def create_app(
     database: DatabaseSettings | None = None,
 ) -> StageEngineApp:
     app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
+    app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     commands_name = commands_topic_name(settings)
     # Internal: faust creates it with the app's partitions, which must be those of the
     # contact-events topic, so a contact's events and commands share a partition number.
@@ -89,20 +99,27 @@ def create_app(
 
     @app.agent(source_topic)
     async def evaluate_contact_events(stream: Any) -> None:
-        manual = stream.noack()
-        async for event in manual.events():
-            handle = app.handler.handle
-            if event.message.topic == commands_name:
-                handle = app.handler.handle_command
+        batches = stream.noack_take(settings.batch_max_events, within=settings.batch_within_s)
+        async for events in batches:
+            records = [
+                Inbound(
+                    key=event.key,
+                    value=event.value,
+                    command=event.message.topic == commands_name,
+                    origin=event,
+                )
+                for event in events
+            ]
             try:
-                await handle(key=event.key, value=event.value)
+                await app.handler.handle_batch(records)
             except Exception as exc:
-                # Only a failed publish gets here. Stop without acking: the event is
+                # Only a failed publish gets here. Stop without acking: the batch is
                 # processed again after the restart, which the ordering makes safe.
                 log.critical("cannot publish, stopping the worker: %r", exc)
                 await app.crash(exc)
                 return
-            await manual.ack(event)
+            for event in events:
+                await stream.ack(event)
 
     app.evaluate_contact_events = evaluate_contact_events
     _add_stall_timer(app, settings, topics.contact_events, commands_topic)

@@ -42,6 +42,22 @@ class StageEngineSettings(BaseSettings):
         gt=0,
         description="How often consumed offsets of fully processed events are committed.",
     )
+    batch_max_events: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "At most this many records are evaluated, published (all acks awaited once)"
+            " and stored together."
+        ),
+    )
+    batch_within_s: float = Field(
+        default=0.01,
+        gt=0,
+        description=(
+            "How long a batch waits to fill up before it is processed anyway: the latency"
+            " a quiet stream pays for batching."
+        ),
+    )
 
     stall_check_interval_s: float = Field(
         default=1.0, gt=0, description="How often due stall deadlines are looked for."
