@@ -24,9 +24,11 @@ TOPICS = TopicSettings()
 class RecordingPublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, bytes]] = []
+        self.batches: list[int] = []
 
     async def publish_all(self, records: Sequence[Outbound]) -> None:
         self.sent += [(out.topic, out.record.key, out.record.value) for out in records]
+        self.batches.append(len(records))
 
 
 async def _until(done: Callable[[], bool]) -> None:
@@ -86,6 +88,34 @@ async def test_an_event_that_trips_evaluation_is_dead_lettered_and_the_next_one_
     changes = [value for topic, _, value in publisher.sent if topic == TOPICS.stage_changed]
     assert changes and all(after.message_id.encode() in value for value in changes)
     assert app.contact_to_state["c-1"]["funnels"]["lifecycle"]["current"] == "prospect"
+
+
+async def test_records_waiting_together_are_handled_as_one_batch_and_all_acked(
+    tmp_path: Path,
+) -> None:
+    events = [
+        contact_event("c-1", "track", "Signed Up"),
+        contact_event("c-2", "track", "Signed Up"),
+        contact_event("c-1", "track", "Demo Requested"),
+    ]
+    publisher = RecordingPublisher()
+    app = _app(tmp_path, publisher)
+    try:
+        async with app.evaluate_contact_events.test_context() as agent:
+            sent = [
+                await agent.put(
+                    e.model_dump_json().encode(), key=e.contact_key.encode(), wait=False
+                )
+                for e in events
+            ]
+            await _until(lambda: all(s.message.acked for s in sent))
+    finally:
+        app.consumer._thread.thread_loop.close()
+
+    assert len(publisher.batches) == 1 and publisher.batches[0] == len(publisher.sent)
+    # c-1's second event saw the state its first one left, inside the same batch.
+    assert app.contact_to_state["c-1"]["funnels"]["lifecycle"]["current"] == "prospect"
+    assert app.contact_to_state["c-2"]["funnels"]["lifecycle"]["current"] == "lead"
 
 
 class FailingPublisher:

@@ -1,12 +1,15 @@
 """The faust app: composition of settings, topics, the state table, the handler and pages.
 
-The agent takes records in small batches (``noack_take``: up to
-``batch_max_events``, or whatever came within ``batch_within_s``) and
-acknowledges them by hand, only after the handler has returned for the whole
-batch: a record whose processing was cut short (a publish failure, a
+The agent takes records in batches: a record joins the current batch while
+more records are already waiting in the stream's queue, up to
+``batch_max_events``. So a busy stream is processed in large batches and a
+quiet one record by record, without waiting for a batch to fill. Records are
+acknowledged by hand (``noack``), only after the handler has returned for the
+whole batch: a record whose processing was cut short (a publish failure, a
 rebalance, a stop) is never committed and comes back. Faust's own auto-ack
-would ack it on the way out. See ``handler.py`` for the crash-safety order of
-publish and store.
+would ack it on the way out. (Faust's ``take()`` would wait for a full batch
+or a timeout, adding that wait to every quiet record's latency.) See
+``handler.py`` for the crash-safety order of publish and store.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import faust
 from faust.types import TableT, TopicT, TransportT
+from faust.types.transports import ProducerT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
@@ -48,8 +52,17 @@ class StageEngineApp(faust.App):
     # Read by the transport when it builds the worker consumer (None: faust's own).
     fetch_max_wait_ms: int | None = None
 
+    # Table writes wait in faust's producer buffer; beyond this many, faust stops feeding
+    # the streams until it drained. A batch stores up to batch_max_events states at once.
+    producer_buffer_max: int = 100
+
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        producer.buffer.max_messages = self.producer_buffer_max
+        return producer
 
 
 def create_app(
@@ -63,6 +76,7 @@ def create_app(
 ) -> StageEngineApp:
     app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    app.producer_buffer_max = max(100, 2 * settings.batch_max_events)
     commands_name = commands_topic_name(settings)
     # Internal: faust creates it with the app's partitions, which must be those of the
     # contact-events topic, so a contact's events and commands share a partition number.
@@ -99,16 +113,20 @@ def create_app(
 
     @app.agent(source_topic)
     async def evaluate_contact_events(stream: Any) -> None:
-        batches = stream.noack_take(settings.batch_max_events, within=settings.batch_within_s)
-        async for events in batches:
+        manual = stream.noack()
+        events: list[Any] = []
+        async for event in manual.events():
+            events.append(event)
+            if len(events) < settings.batch_max_events and not manual.channel.empty():
+                continue  # More records have arrived already: they join this batch.
             records = [
                 Inbound(
-                    key=event.key,
-                    value=event.value,
-                    command=event.message.topic == commands_name,
-                    origin=event,
+                    key=e.key,
+                    value=e.value,
+                    command=e.message.topic == commands_name,
+                    origin=e,
                 )
-                for event in events
+                for e in events
             ]
             try:
                 await app.handler.handle_batch(records)
@@ -118,8 +136,9 @@ def create_app(
                 log.critical("cannot publish, stopping the worker: %r", exc)
                 await app.crash(exc)
                 return
-            for event in events:
-                await stream.ack(event)
+            for e in events:
+                await manual.ack(e)
+            events = []
 
     app.evaluate_contact_events = evaluate_contact_events
     _add_stall_timer(app, settings, topics.contact_events, commands_topic)

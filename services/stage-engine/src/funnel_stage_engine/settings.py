@@ -46,16 +46,8 @@ class StageEngineSettings(BaseSettings):
         default=500,
         ge=1,
         description=(
-            "At most this many records are evaluated, published (all acks awaited once)"
-            " and stored together."
-        ),
-    )
-    batch_within_s: float = Field(
-        default=0.01,
-        gt=0,
-        description=(
-            "How long a batch waits to fill up before it is processed anyway: the latency"
-            " a quiet stream pays for batching."
+            "At most this many records (those already waiting; a batch never waits to fill"
+            " up) are evaluated, published with their acks awaited together, then stored."
         ),
     )
 

@@ -4,7 +4,7 @@ Ingest and the stage engine run as real processes; the probe (a separate
 process) sends and reads. Both services run with the bench's broker settings,
 as a user would run them on that broker: on the embedded one that includes
 ``KAFKA_FETCH_MAX_WAIT_MS`` (50 ms), which the stage engine's faust consumer
-uses too, and the stage engine's default batching.
+uses too, and the stage engine's default batch limit.
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ def _results(ctx: BenchContext, probe: dict[str, Any], cpu: dict[str, float]) ->
         "fetch_max_wait_ms": ctx.stack.kafka.fetch_max_wait_ms,
         # What the worker reads from the same environment.
         "stage_engine_batch_max_events": StageEngineSettings().batch_max_events,
-        "stage_engine_batch_within_s": StageEngineSettings().batch_within_s,
         "producer_max_batch_size": ctx.stack.kafka.producer_max_batch_size,
     }
     extra = {
