@@ -172,13 +172,13 @@ async def test_an_event_that_makes_evaluation_fail_is_dead_lettered_and_stores_n
     assert _sample(handler, "funnel_stage_engine_rejected_total", reason="evaluation_failed") == 1
 
 
-class _PendingTopic:
-    """A faust topic whose send() returns a future the test resolves: the broker's ack."""
+class _PendingProducer:
+    """A faust producer whose send() returns a future the test resolves: the broker's ack."""
 
     def __init__(self) -> None:
         self.acks: list[asyncio.Future[object]] = []
 
-    async def send(self, **kwargs: Any) -> asyncio.Future[object]:
+    async def send(self, *args: Any) -> asyncio.Future[object]:
         self.acks.append(asyncio.get_running_loop().create_future())
         return self.acks[-1]
 
@@ -192,8 +192,8 @@ def _outbound(count: int) -> list[Outbound]:
 async def test_the_faust_publisher_sends_a_whole_batch_and_returns_once_all_are_acknowledged() -> (
     None
 ):
-    topic = _PendingTopic()
-    publisher = FaustPublisher({"out": topic})  # type: ignore[dict-item]
+    topic = _PendingProducer()
+    publisher = FaustPublisher(lambda: topic)  # type: ignore[arg-type,return-value]
     publishing = asyncio.create_task(publisher.publish_all(_outbound(3)))
     for _ in range(10):
         await asyncio.sleep(0)
@@ -209,8 +209,8 @@ async def test_the_faust_publisher_sends_a_whole_batch_and_returns_once_all_are_
 
 
 async def test_one_failed_ack_fails_the_whole_publish() -> None:
-    topic = _PendingTopic()
-    publisher = FaustPublisher({"out": topic})  # type: ignore[dict-item]
+    topic = _PendingProducer()
+    publisher = FaustPublisher(lambda: topic)  # type: ignore[arg-type,return-value]
     publishing = asyncio.create_task(publisher.publish_all(_outbound(2)))
     for _ in range(10):
         await asyncio.sleep(0)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import faust
 import faust.streams as faust_streams
 from faust.exceptions import ConsumerNotStarted
-from faust.types import EventT, TableT, TopicT
+from faust.types import EventT, TableT
+from faust.types.transports import ProducerT
 
 from funnel_stage_engine.batch import Outbound
 
@@ -22,18 +23,18 @@ class FaustPublisher:
     """Publishes through the app's producer: sends every record of a batch, then returns
     only once the broker acknowledged them all."""
 
-    def __init__(self, topics: Mapping[str, TopicT]) -> None:
-        self._topics = dict(topics)
+    def __init__(self, producer: Callable[[], ProducerT]) -> None:
+        self._producer = producer  # The app's, read when publishing: faust builds it late.
 
     async def publish_all(self, records: Sequence[Outbound]) -> None:
-        # Topic.send() hands the record to the producer and returns a future of
-        # its RecordMetadata; awaiting those futures is waiting for the acks.
-        # (With stream_publish_on_commit left off, send() never defers to commit time.)
-        # The producer keeps the send order per partition, so a contact's outputs stay
-        # in order.
+        producer = self._producer()
+        # send() hands the record to the client's buffer and returns a future of its
+        # RecordMetadata; awaiting those futures is waiting for the acks. The client
+        # keeps the send order per partition, so a contact's outputs stay in order.
+        # (Topic.send() would add faust's per-record bookkeeping around the same call.)
         pending = [
-            await self._topics[out.topic].send(
-                key=out.record.key.encode(), value=out.record.value, headers=out.record.headers
+            await producer.send(
+                out.topic, out.record.key.encode(), out.record.value, None, None, out.record.headers
             )
             for out in records
         ]

@@ -90,8 +90,6 @@ def create_app(
     source_topic = app.topic(
         topics.contact_events, commands_name, key_serializer="raw", value_serializer="raw"
     )
-    outbound = {name: _raw_topic(app, name) for name in (topics.stage_changed, topics.rejected)}
-    outbound[commands_name] = commands_topic
     app.contact_to_state = app.Table("contact_to_state", default=None, partitions=kafka.partitions)
     app.deadlines = DeadlineIndex(
         partitions=kafka.partitions,
@@ -102,7 +100,7 @@ def create_app(
     app.handler = ContactEventHandler(
         funnels=funnels,
         states=TableStateStore(app.contact_to_state),
-        publisher=FaustPublisher(outbound),
+        publisher=FaustPublisher(lambda: app.producer),
         topics=topics,
         metrics=app.metrics,
         commands_topic=commands_name,
@@ -185,11 +183,6 @@ def _add_stall_timer(
             )
 
     app.timer(interval=settings.stall_check_interval_s)(send_due_ticks)
-
-
-def _raw_topic(app: faust.App, name: str) -> TopicT:
-    # Raw bytes in and out: the handler decodes and encodes with the shared models.
-    return app.topic(name, key_serializer="raw", value_serializer="raw")
 
 
 def _faust_config(settings: StageEngineSettings, kafka: KafkaSettings) -> dict[str, Any]:

@@ -27,10 +27,11 @@ See the README, "Identity" and "Stalls".
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from funnel_shared.events import (
     ContactEvent,
@@ -136,7 +137,7 @@ class ContactEventHandler:
             if store:
                 self.states.set(contact_id, state.to_json(), origin=origin)
             self.deadlines.note(contact_id, next_deadline(state))
-        return [self._count(tally) for tally in batch.tallies]
+        return self._count(batch.tallies)
 
     async def handle(self, *, key: bytes | None, value: bytes) -> Outcome:
         """One record of the contact-events topic, as a batch of one."""
@@ -260,20 +261,25 @@ class ContactEventHandler:
         )
         batch.publish(self.commands_topic, record)
 
-    def _count(self, tally: Tally) -> Outcome:
-        for output in tally.outputs:
-            if isinstance(output, StageChanged):
-                self.metrics.stage_changes.labels(output.funnel, output.to_stage).inc()
-            elif isinstance(output, StageBlocked):
-                self.metrics.stage_blocked.labels(output.funnel, output.attempted_stage).inc()
-            elif isinstance(output, StageStalled):
-                self.metrics.stalls.labels(output.funnel, output.stage).inc()
-            elif isinstance(output, ContactMerged):
-                self.metrics.merges.labels(output.funnel).inc()
-        if tally.reason is not None:
-            self.metrics.rejected.labels(tally.reason).inc()
-        self.metrics.events_processed.labels(tally.outcome).inc()
-        return tally.outcome
+    def _count(self, tallies: Sequence[Tally]) -> list[Outcome]:
+        # Summed per label first: a labelled counter costs a lookup per call.
+        counts: Counter[tuple[Any, ...]] = Counter()
+        for tally in tallies:
+            for output in tally.outputs:
+                if isinstance(output, StageChanged):
+                    counts[self.metrics.stage_changes, output.funnel, output.to_stage] += 1
+                elif isinstance(output, StageBlocked):
+                    counts[self.metrics.stage_blocked, output.funnel, output.attempted_stage] += 1
+                elif isinstance(output, StageStalled):
+                    counts[self.metrics.stalls, output.funnel, output.stage] += 1
+                elif isinstance(output, ContactMerged):
+                    counts[self.metrics.merges, output.funnel] += 1
+            if tally.reason is not None:
+                counts[self.metrics.rejected, tally.reason] += 1
+            counts[self.metrics.events_processed, tally.outcome] += 1
+        for (counter, *labels), n in counts.items():
+            counter.labels(*labels).inc(n)
+        return [tally.outcome for tally in tallies]
 
     def _reject(self, batch: Batch, record: Inbound, exc: Exception, *, reason: str) -> Tally:
         key = record.key
