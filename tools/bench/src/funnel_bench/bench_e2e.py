@@ -89,7 +89,16 @@ def _results(ctx: BenchContext, probe: dict[str, Any], cpu: dict[str, float]) ->
         "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
         "max_ms": round(latencies[-1], 1) if latencies else None,
     }
-    notes = []
+    notes = [
+        "Latency floor on the embedded broker: Tansu does not wake a waiting fetch, so the"
+        " stage engine and the probe each wait up to their fetch wait (KAFKA_FETCH_MAX_WAIT_MS,"
+        " 10 ms for the probe) when they have caught up. The stage engine publishes each batch"
+        " of waiting records and awaits the acks before storing; aiokafka keeps one produce"
+        " request in flight per broker with at most one KAFKA_PRODUCER_MAX_BATCH_SIZE batch per"
+        " partition, so a batch takes about one broker round trip per 16 KB per partition:"
+        " when the machine is busy and round trips grow, the worker falls behind and latency"
+        " climbs."
+    ]
     if probe["matched"] < probe["acked"]:
         notes.append(
             f"{probe['acked'] - probe['matched']} accepted events had no stage change in time"
