@@ -124,7 +124,7 @@ class Projection:
     ) -> None:
         self.records_seen += len(records)
         try:
-            added = await store.apply(decode_outputs(records))
+            await store.apply(decode_outputs(records))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             # Nothing of this batch was stored: rewind and try it again after a pause.
             self._failed(f"storing offsets {records[0].offset}.. of {tp}", exc)
@@ -133,7 +133,7 @@ class Projection:
             await asyncio.sleep(self._retry_backoff_s)
             return
         self.last_error = None
-        log.info("projected %d new of %d records from %s", added, len(records), tp)
+        log.info("projected %d records from %s", len(records), tp)
         try:
             await consumer.commit({tp: records[-1].offset + 1})
         except KafkaError as exc:
