@@ -1,17 +1,19 @@
-"""The stage engine's per-event handler, with a fake publisher and a dict for the table."""
+"""The stage engine's handler, with a fake publisher and a dict for the table."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from funnel_shared.cloudevents import header_map
 from funnel_shared.events import RejectedRecord, StageChanged, stage_change_id
+from funnel_shared.kafka import OutboundRecord
 from funnel_shared.settings import TopicSettings
 from funnel_stage_engine.adapters import FaustPublisher
+from funnel_stage_engine.batch import Outbound
 from funnel_stage_engine.definitions import load_funnels
 from funnel_stage_engine.handler import ContactEventHandler
 from funnel_stage_engine.metrics import StageEngineMetrics
@@ -26,29 +28,42 @@ class DictStates:
     def __init__(self) -> None:
         self.data: dict[str, dict[str, Any]] = {}
 
-    def get(self, contact_id: str) -> Mapping[str, Any] | None:
+    def get(self, contact_id: str, *, origin: Any) -> Mapping[str, Any] | None:
         return self.data.get(contact_id)
 
-    def set(self, contact_id: str, state: dict[str, Any]) -> None:
+    def set(self, contact_id: str, state: dict[str, Any], *, origin: Any) -> None:
         self.data[contact_id] = state
 
 
 class FakePublisher:
-    """Records what was published, and what the state store held at that moment."""
+    """Records what was published, and what the state store held at that moment.
+
+    With ``fail_on=n``, the ack of the n-th record fails (the batch's other records
+    are acknowledged): the whole publish fails, as the faust publisher's does.
+    """
 
     def __init__(self, states: DictStates, *, fail_on: int | None = None) -> None:
         self.sent: list[tuple[str, str, bytes, dict[str, str]]] = []
         self.stored_when_sent: list[bool] = []
+        self.batches: list[int] = []
         self._states = states
         self._fail_on = fail_on
+        self._count = 0
 
-    async def publish(
-        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        if self._fail_on is not None and len(self.sent) + 1 == self._fail_on:
+    async def publish_all(self, records: Sequence[Outbound]) -> None:
+        failed = False
+        for out in records:
+            self._count += 1
+            if self._count == self._fail_on:
+                failed = True
+                continue
+            self.stored_when_sent.append(out.record.key in self._states.data)
+            self.sent.append(
+                (out.topic, out.record.key, out.record.value, header_map(out.record.headers))
+            )
+        self.batches.append(len(records))
+        if failed:
             raise ConnectionError("broker unreachable")
-        self.stored_when_sent.append(key in self._states.data)
-        self.sent.append((topic, key, value, header_map(headers)))
 
 
 def _handler(
@@ -157,31 +172,49 @@ async def test_an_event_that_makes_evaluation_fail_is_dead_lettered_and_stores_n
     assert _sample(handler, "funnel_stage_engine_rejected_total", reason="evaluation_failed") == 1
 
 
-class _PendingTopic:
-    """A faust topic whose send() returns a future the test resolves: the broker's ack."""
+class _PendingProducer:
+    """A faust producer whose send() returns a future the test resolves: the broker's ack."""
 
     def __init__(self) -> None:
-        self.ack: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.acks: list[asyncio.Future[object]] = []
 
-    async def send(self, **kwargs: Any) -> asyncio.Future[object]:
-        return self.ack
+    async def send(self, *args: Any) -> asyncio.Future[object]:
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
 
 
-async def test_the_faust_publisher_returns_only_once_the_broker_acknowledged() -> None:
-    topic = _PendingTopic()
-    publisher = FaustPublisher({"out": topic})  # type: ignore[dict-item]
-    publishing = asyncio.create_task(publisher.publish("out", key="k", value=b"v", headers=[]))
+def _outbound(count: int) -> list[Outbound]:
+    return [
+        Outbound("out", OutboundRecord(key=f"k{i}", value=b"v", headers=[])) for i in range(count)
+    ]
+
+
+async def test_the_faust_publisher_sends_a_whole_batch_and_returns_once_all_are_acknowledged() -> (
+    None
+):
+    topic = _PendingProducer()
+    publisher = FaustPublisher(lambda: topic)  # type: ignore[arg-type,return-value]
+    publishing = asyncio.create_task(publisher.publish_all(_outbound(3)))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(topic.acks) == 3  # All sent before any ack came back.
+
+    topic.acks[0].set_result(object())
+    topic.acks[2].set_result(object())
     for _ in range(10):
         await asyncio.sleep(0)
     assert not publishing.done()
-
-    topic.ack.set_result(object())
+    topic.acks[1].set_result(object())
     await asyncio.wait_for(publishing, 5)
 
 
-async def test_a_failed_ack_fails_the_publish() -> None:
-    topic = _PendingTopic()
-    publisher = FaustPublisher({"out": topic})  # type: ignore[dict-item]
-    topic.ack.set_exception(ConnectionError("no ack"))
+async def test_one_failed_ack_fails_the_whole_publish() -> None:
+    topic = _PendingProducer()
+    publisher = FaustPublisher(lambda: topic)  # type: ignore[arg-type,return-value]
+    publishing = asyncio.create_task(publisher.publish_all(_outbound(2)))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    topic.acks[0].set_result(object())
+    topic.acks[1].set_exception(ConnectionError("no ack"))
     with pytest.raises(ConnectionError):
-        await publisher.publish("out", key="k", value=b"v", headers=[])
+        await asyncio.wait_for(publishing, 5)

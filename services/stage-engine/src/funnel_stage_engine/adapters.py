@@ -1,46 +1,82 @@
-"""Faust implementations of the handler's two seams: the publisher and the state store."""
+"""Faust implementations of the handler's two seams (the publisher and the state store)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 from faust.exceptions import ConsumerNotStarted
-from faust.types import TableT, TopicT
+from faust.types import EventT, TableT
+from faust.types.transports import ProducerT
+
+from funnel_stage_engine.batch import Outbound
 
 __all__ = ["FaustPublisher", "TableStateStore", "consumer_lag"]
 
 
 class FaustPublisher:
-    """Publishes through the app's producer and returns only once the broker acknowledged."""
+    """Publishes through the app's producer: sends every record of a batch, then returns
+    only once the broker acknowledged them all."""
 
-    def __init__(self, topics: Mapping[str, TopicT]) -> None:
-        self._topics = dict(topics)
+    def __init__(self, producer: Callable[[], ProducerT]) -> None:
+        self._producer = producer  # The app's, read when publishing: faust builds it late.
 
-    async def publish(
-        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        # Topic.send() hands the record to the producer and returns a future of
-        # its RecordMetadata; awaiting that future is waiting for the ack.
-        # (With stream_publish_on_commit left off, send() never defers to commit time.)
-        pending = await self._topics[topic].send(key=key.encode(), value=value, headers=headers)
-        await pending
+    async def publish_all(self, records: Sequence[Outbound]) -> None:
+        producer = self._producer()
+        # send() hands the record to the client's buffer and returns a future of its
+        # RecordMetadata; awaiting those futures is waiting for the acks. The client
+        # keeps the send order per partition, so a contact's outputs stay in order.
+        # (Topic.send() would add faust's per-record bookkeeping around the same call.)
+        pending = [
+            await producer.send(
+                out.topic, out.record.key.encode(), out.record.value, None, None, out.record.headers
+            )
+            for out in records
+        ]
+        acks = await asyncio.gather(*pending, return_exceptions=True)
+        for ack in acks:
+            if isinstance(ack, BaseException):
+                raise ack
 
 
 class TableStateStore:
-    """The contact-state faust table. Writes must happen while handling the contact's event:
-    faust puts the changelog record in the partition of the current event."""
+    """The contact-state faust table, read and written on behalf of a record's faust event.
+
+    Faust finds a table key's partition (for the changelog record and the RocksDB
+    file) from the event being handled, which it keeps in a context variable. A
+    batch's states are stored after the whole batch was published, outside faust's
+    own per-event iteration, so each access names its event explicitly.
+    """
 
     def __init__(self, table: TableT[str, Any]) -> None:
         self._table = table
 
-    def get(self, contact_id: str) -> Mapping[str, Any] | None:
-        value: Mapping[str, Any] | None = self._table.get(contact_id)
+    def get(self, contact_id: str, *, origin: EventT[Any] | None) -> Mapping[str, Any] | None:
+        with _handling(origin):
+            value: Mapping[str, Any] | None = self._table.get(contact_id)
         return value
 
-    def set(self, contact_id: str, state: dict[str, Any]) -> None:
-        self._table[contact_id] = state
+    def set(self, contact_id: str, state: dict[str, Any], *, origin: EventT[Any] | None) -> None:
+        with _handling(origin):
+            self._table[contact_id] = state
+
+
+@contextmanager
+def _handling(event: EventT[Any] | None) -> Iterator[None]:
+    if event is None:
+        yield
+        return
+    # faust.streams.current_event() reads this variable (faust's own stream sets it per event).
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:

@@ -1,10 +1,15 @@
 """The faust app: composition of settings, topics, the state table, the handler and pages.
 
-Events are acknowledged by hand (``noack``), and only after the handler has
-returned: an event whose processing was cut short (a publish failure, a
+The agent takes records in batches: a record joins the current batch while
+more records are already waiting in the stream's queue, up to
+``batch_max_events``. So a busy stream is processed in large batches and a
+quiet one record by record, without waiting for a batch to fill. Records are
+acknowledged by hand (``noack``), only after the handler has returned for the
+whole batch: a record whose processing was cut short (a publish failure, a
 rebalance, a stop) is never committed and comes back. Faust's own auto-ack
-would ack it on the way out. See ``handler.py`` for the crash-safety order of
-publish and store.
+would ack it on the way out. (Faust's ``take()`` would wait for a full batch
+or a timeout, adding that wait to every quiet record's latency.) See
+``handler.py`` for the crash-safety order of publish and store.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.types import TableT, TopicT
+from faust.types import TableT, TopicT, TransportT
+from faust.types.transports import ProducerT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
+from funnel_stage_engine.batch import Inbound
 from funnel_stage_engine.commands import Tick
 from funnel_stage_engine.deadlines import DeadlineIndex
 from funnel_stage_engine.definitions import Funnel
@@ -26,6 +33,7 @@ from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.projection import Projection
 from funnel_stage_engine.serving import attach_http_and_projection
 from funnel_stage_engine.settings import StageEngineSettings
+from funnel_stage_engine.transport import Transport
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
@@ -41,6 +49,20 @@ class StageEngineApp(faust.App):
     evaluate_contact_events: Any
     contact_to_state: TableT[str, Any]
     projection: Projection
+    # Read by the transport when it builds the worker consumer (None: faust's own).
+    fetch_max_wait_ms: int | None = None
+
+    # Table writes wait in faust's producer buffer; beyond this many, faust stops feeding
+    # the streams until it drained. A batch stores up to batch_max_events states at once.
+    producer_buffer_max: int = 100
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        producer.buffer.max_messages = self.producer_buffer_max
+        return producer
 
 
 def create_app(
@@ -53,6 +75,8 @@ def create_app(
     database: DatabaseSettings | None = None,
 ) -> StageEngineApp:
     app = StageEngineApp(settings.app_id, **_faust_config(settings, kafka))
+    app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    app.producer_buffer_max = max(100, 2 * settings.batch_max_events)
     commands_name = commands_topic_name(settings)
     # Internal: faust creates it with the app's partitions, which must be those of the
     # contact-events topic, so a contact's events and commands share a partition number.
@@ -66,8 +90,6 @@ def create_app(
     source_topic = app.topic(
         topics.contact_events, commands_name, key_serializer="raw", value_serializer="raw"
     )
-    outbound = {name: _raw_topic(app, name) for name in (topics.stage_changed, topics.rejected)}
-    outbound[commands_name] = commands_topic
     app.contact_to_state = app.Table("contact_to_state", default=None, partitions=kafka.partitions)
     app.deadlines = DeadlineIndex(
         partitions=kafka.partitions,
@@ -78,7 +100,7 @@ def create_app(
     app.handler = ContactEventHandler(
         funnels=funnels,
         states=TableStateStore(app.contact_to_state),
-        publisher=FaustPublisher(outbound),
+        publisher=FaustPublisher(lambda: app.producer),
         topics=topics,
         metrics=app.metrics,
         commands_topic=commands_name,
@@ -90,19 +112,31 @@ def create_app(
     @app.agent(source_topic)
     async def evaluate_contact_events(stream: Any) -> None:
         manual = stream.noack()
+        events: list[Any] = []
         async for event in manual.events():
-            handle = app.handler.handle
-            if event.message.topic == commands_name:
-                handle = app.handler.handle_command
+            events.append(event)
+            if len(events) < settings.batch_max_events and not manual.channel.empty():
+                continue  # More records have arrived already: they join this batch.
+            records = [
+                Inbound(
+                    key=e.key,
+                    value=e.value,
+                    command=e.message.topic == commands_name,
+                    origin=e,
+                )
+                for e in events
+            ]
             try:
-                await handle(key=event.key, value=event.value)
+                await app.handler.handle_batch(records)
             except Exception as exc:
-                # Only a failed publish gets here. Stop without acking: the event is
+                # Only a failed publish gets here. Stop without acking: the batch is
                 # processed again after the restart, which the ordering makes safe.
                 log.critical("cannot publish, stopping the worker: %r", exc)
                 await app.crash(exc)
                 return
-            await manual.ack(event)
+            for e in events:
+                await manual.ack(e)
+            events = []
 
     app.evaluate_contact_events = evaluate_contact_events
     _add_stall_timer(app, settings, topics.contact_events, commands_topic)
@@ -149,11 +183,6 @@ def _add_stall_timer(
             )
 
     app.timer(interval=settings.stall_check_interval_s)(send_due_ticks)
-
-
-def _raw_topic(app: faust.App, name: str) -> TopicT:
-    # Raw bytes in and out: the handler decodes and encodes with the shared models.
-    return app.topic(name, key_serializer="raw", value_serializer="raw")
 
 
 def _faust_config(settings: StageEngineSettings, kafka: KafkaSettings) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 It is a plain aiokafka consumer in its own group (``<app id>-projection``),
 run as a mode service on the worker's event loop. Offsets are committed only
-after a partition's batch is stored (one transaction per batch), so a restart
+after a fetched batch is stored (one transaction per fetch), so a restart
 resumes where it left off and replays at most the last uncommitted batch,
 which the store ignores by event id.
 
@@ -112,36 +112,39 @@ class Projection:
     async def _consume(self, consumer: AIOKafkaConsumer, store: ProjectionStore) -> None:
         while True:
             batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-            for tp, records in batches.items():
-                await self._store_batch(consumer, store, tp, records)
+            if batches:
+                await self._store_batch(consumer, store, batches)
 
     async def _store_batch(
         self,
         consumer: AIOKafkaConsumer,
         store: ProjectionStore,
-        tp: TopicPartition,
-        records: list[Any],
+        batches: dict[TopicPartition, list[Any]],
     ) -> None:
-        self.records_seen += len(records)
+        # Every partition's records of one fetch in one transaction and one offset commit:
+        # a contact's records share a partition, whose order is kept.
+        self.records_seen += sum(len(records) for records in batches.values())
         try:
-            added = await store.apply(decode_outputs(records))
+            await store.apply(decode_outputs([r for records in batches.values() for r in records]))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             # Nothing of this batch was stored: rewind and try it again after a pause.
-            self._failed(f"storing offsets {records[0].offset}.. of {tp}", exc)
-            with contextlib.suppress(KafkaError):  # Revoked meanwhile: its next owner replays.
-                consumer.seek(tp, records[0].offset)
+            self._failed(f"storing records of {sorted(tp.partition for tp in batches)}", exc)
+            for tp, records in batches.items():
+                with contextlib.suppress(KafkaError):  # Revoked meanwhile: its owner replays.
+                    consumer.seek(tp, records[0].offset)
             await asyncio.sleep(self._retry_backoff_s)
             return
         self.last_error = None
-        log.info("projected %d new of %d records from %s", added, len(records), tp)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        log.info("projected %d records from %s", sum(map(len, batches.values())), list(batches))
         try:
-            await consumer.commit({tp: records[-1].offset + 1})
+            await consumer.commit(offsets)
         except KafkaError as exc:
-            # A rebalance took the partition away: its next owner replays from the last
+            # A rebalance took a partition away: its next owner replays from the last
             # commit, which the store ignores by id. Nothing is lost.
-            log.warning("projection: cannot commit %s (%r); it will be replayed", tp, exc)
+            log.warning("projection: cannot commit %s (%r); it will be replayed", offsets, exc)
             return
-        self.committed[tp] = records[-1].offset + 1
+        self.committed.update(offsets)
 
     def _failed(self, doing: str, exc: BaseException) -> None:
         self.last_error = f"{doing}: {exc!r}"

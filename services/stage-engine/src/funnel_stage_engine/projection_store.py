@@ -26,35 +26,72 @@ class ProjectionStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def apply(self, outputs: Sequence[Output]) -> int:
-        """Store a batch in one transaction; returns how many were new."""
-        added = 0
+    async def apply(self, outputs: Sequence[Output]) -> None:
+        """Store a batch in one transaction, in order."""
         async with self._pool.acquire() as connection, connection.transaction():
-            for output in outputs:
-                if isinstance(output, StageChanged):
-                    added += await _stage_changed(connection, output)
-                elif isinstance(output, StageBlocked):
-                    added += await _stage_blocked(connection, output)
-                elif isinstance(output, StageStalled):
-                    added += await _stage_stalled(connection, output)
-                else:
-                    added += await _contact_merged(connection, output)
-        return added
+            for run in _runs(outputs):
+                if isinstance(run[0], StageChanged):
+                    # One statement per change, pipelined: a single round trip for the run.
+                    await connection.executemany(_STAGE_CHANGED, [_change_args(c) for c in run])
+                    continue
+                for output in run:
+                    if isinstance(output, StageBlocked):
+                        await _stage_blocked(connection, output)
+                    elif isinstance(output, StageStalled):
+                        await _stage_stalled(connection, output)
+                    elif isinstance(output, ContactMerged):
+                        await _contact_merged(connection, output)
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
 
-async def _stage_changed(connection: asyncpg.Connection, change: StageChanged) -> int:
-    inserted = await connection.fetchval(
-        """
+def _runs(outputs: Sequence[Output]) -> list[list[Output]]:
+    """Consecutive outputs split into runs of stage changes and runs of anything else."""
+    runs: list[list[Output]] = []
+    for output in outputs:
+        changed = isinstance(output, StageChanged)
+        if runs and isinstance(runs[-1][0], StageChanged) == changed:
+            runs[-1].append(output)
+        else:
+            runs.append([output])
+    return runs
+
+
+# The history row first; the contact's summary only if that row is new (the CTE returned
+# it). A merge is keyed by the surviving contact, so it may be projected before the merged
+# contact's own last changes (another partition): look it up every time.
+_STAGE_CHANGED = """
+    WITH inserted AS (
         INSERT INTO stage_history
             (id, funnel, funnel_version, contact_id, from_stage, to_stage, furthest_stage,
              rule_id, cause_message_id, cause_kind, event_time, processed_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (id) DO NOTHING
         RETURNING seq
-        """,
+    )
+    INSERT INTO contact_stages
+        (contact_id, funnel, funnel_version, current_stage, furthest_stage, entered_at,
+         stalled_at, last_change_id, traits, merged_into)
+    SELECT $4, $2, $3, $6, $7, $11, NULL, $1, $13::jsonb,
+           (SELECT contact_id FROM contact_merges WHERE merged_contact_id = $4 LIMIT 1)
+    FROM inserted
+    ON CONFLICT (contact_id, funnel) DO UPDATE SET
+        funnel_version = excluded.funnel_version,
+        current_stage = excluded.current_stage,
+        furthest_stage = excluded.furthest_stage,
+        entered_at = excluded.entered_at,
+        stalled_at = NULL,
+        last_change_id = excluded.last_change_id,
+        traits = contact_stages.traits || excluded.traits,
+        merged_into = excluded.merged_into,
+        updated_at = now()
+"""
+
+
+def _change_args(change: Output) -> tuple[object, ...]:
+    assert isinstance(change, StageChanged)
+    return (
         change.id,
         change.funnel,
         change.funnel_version,
@@ -67,39 +104,8 @@ async def _stage_changed(connection: asyncpg.Connection, change: StageChanged) -
         change.cause_kind,
         change.event_time,
         change.processed_at,
-    )
-    if inserted is None:
-        return 0
-    # A merge is keyed by the surviving contact, so it may be projected before the
-    # merged contact's own last changes (another partition): look it up every time.
-    await connection.execute(
-        """
-        INSERT INTO contact_stages
-            (contact_id, funnel, funnel_version, current_stage, furthest_stage, entered_at,
-             stalled_at, last_change_id, traits, merged_into)
-        VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8::jsonb,
-                (SELECT contact_id FROM contact_merges WHERE merged_contact_id = $1 LIMIT 1))
-        ON CONFLICT (contact_id, funnel) DO UPDATE SET
-            funnel_version = excluded.funnel_version,
-            current_stage = excluded.current_stage,
-            furthest_stage = excluded.furthest_stage,
-            entered_at = excluded.entered_at,
-            stalled_at = NULL,
-            last_change_id = excluded.last_change_id,
-            traits = contact_stages.traits || excluded.traits,
-            merged_into = excluded.merged_into,
-            updated_at = now()
-        """,
-        change.contact_id,
-        change.funnel,
-        change.funnel_version,
-        change.to_stage,
-        change.furthest_stage,
-        change.event_time,
-        change.id,
         json.dumps(change.traits),
     )
-    return 1
 
 
 async def _stage_blocked(connection: asyncpg.Connection, blocked: StageBlocked) -> int:

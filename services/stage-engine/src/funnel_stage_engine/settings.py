@@ -42,6 +42,14 @@ class StageEngineSettings(BaseSettings):
         gt=0,
         description="How often consumed offsets of fully processed events are committed.",
     )
+    batch_max_events: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "At most this many records (those already waiting; a batch never waits to fill"
+            " up) are evaluated, published with their acks awaited together, then stored."
+        ),
+    )
 
     stall_check_interval_s: float = Field(
         default=1.0, gt=0, description="How often due stall deadlines are looked for."
