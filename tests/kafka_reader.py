@@ -31,6 +31,26 @@ def read_records(
     return reader.records
 
 
+def read_all(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    until: Callable[[list[Record]], bool] = lambda _: True,
+    timeout_s: float = 60.0,
+) -> list[Record]:
+    """Every record on ``topic``: once ``until(records)`` holds, read on to the end of each
+    partition. Meant for a topic nobody writes to any more, so the end is the end."""
+    reader = TopicReader(bootstrap_servers, topic, timeout_s=timeout_s)
+    try:
+        if not reader.read_until(until, timeout_s=timeout_s):
+            raise TimeoutError(f"{topic}: the records looked for did not arrive in time")
+        if not reader.read_to_end(timeout_s=timeout_s):
+            raise TimeoutError(f"{topic}: did not reach the end of every partition")
+    finally:
+        reader.close()
+    return reader.records
+
+
 class TopicReader:
     """Reads a whole topic from the start, keeping every record, for as long as the test needs."""
 
