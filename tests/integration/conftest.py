@@ -20,7 +20,7 @@ from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from pydantic import SecretStr
 
-from tests.conftest import unique
+from tests.conftest import create_database, create_topics, unique
 from tests.notifier_support import write_rules
 from tests.processes import StageEngineWorker, entry_point
 
@@ -134,6 +134,20 @@ async def db(migrated_database: str) -> AsyncIterator[asyncpg.Pool]:
 def projection_database(database_url: str) -> str:
     """This test's database with the stage engine's tables."""
     migrate_stage_engine(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="module")
+async def module_topics(kafka_settings: KafkaSettings) -> TopicSettings:
+    """Topics for a module whose tests only read what one fixture published."""
+    return await create_topics(kafka_settings)
+
+
+@pytest.fixture(scope="module")
+async def module_projection_database(postgres_admin_dsn: str) -> str:
+    """A database with the stage engine's tables, for a module of read-only tests."""
+    database_url = await create_database(postgres_admin_dsn)
+    await asyncio.to_thread(migrate_stage_engine, database_url)
     return database_url
 
 
