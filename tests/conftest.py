@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from funnel_devstack.postgres import EmbeddedPostgres
 from funnel_devstack.processes import free_port
 from funnel_shared.kafka import ensure_topics
 from funnel_shared.settings import KafkaSettings, TopicSettings
+
+from tests.processes import entry_point
 
 USE_DOCKER = os.environ.get("FUNNEL_TEST_BACKEND") == "docker"
 
@@ -79,16 +82,46 @@ def postgres_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
             yield postgres.dsn()
 
 
-async def create_database(admin_dsn: str) -> str:
-    """A fresh, empty database on the test server; its DSN."""
+async def create_database(admin_dsn: str, *, template: str | None = None) -> str:
+    """A fresh database on the test server (empty, or a copy of ``template``); its DSN."""
     name = unique("test").replace("-", "_")
+    copy = f' TEMPLATE "{template}"' if template else ""
     connection = await asyncpg.connect(admin_dsn)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await connection.close()
     base, _, _ = admin_dsn.rpartition("/")
     return f"{base}/{name}"
+
+
+_templates: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+async def migrated_copy(admin_dsn: str, *services: str) -> str:
+    """A fresh database with the schema of ``services`` (console scripts, in that order).
+
+    Each combination is migrated once per session, by each service's own ``migrate``
+    command, into a template; every test then gets a copy, which PostgreSQL makes in
+    a fraction of the time the migrations take.
+    """
+    key = (admin_dsn, services)
+    if key not in _templates:
+        template_url = await create_database(admin_dsn)
+        for service in services:
+            await asyncio.to_thread(run_migrate, service, template_url)
+        _templates[key] = template_url.rpartition("/")[2]
+    return await create_database(admin_dsn, template=_templates[key])
+
+
+def run_migrate(service: str, database_url: str) -> None:
+    subprocess.run(
+        [entry_point(service), "migrate"],
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 async def create_topics(kafka_settings: KafkaSettings) -> TopicSettings:

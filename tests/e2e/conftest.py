@@ -9,7 +9,6 @@ contacts and looks only at their records.
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from funnel_devstack.processes import free_port, stop_process
 from funnel_devstack.services import ServiceSpec, service_specs, wait_until_ready
 from funnel_shared.settings import KafkaSettings
 
-from tests.conftest import create_database, create_topics, topic_environment
+from tests.conftest import create_topics, migrated_copy, topic_environment
 from tests.processes import log_tail, start_logged
 
 WRITE_KEY = "wk-e2e"
@@ -46,7 +45,8 @@ async def system_topics(kafka_settings: KafkaSettings) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def system_database(postgres_admin_dsn: str) -> str:
-    return await create_database(postgres_admin_dsn)
+    """One database for both services' tables, as in production."""
+    return await migrated_copy(postgres_admin_dsn, "funnel-notifier", "funnel-stage-engine")
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,6 @@ def running_system(
         data_dir=tmp_path,
         write_keys={"e2e": WRITE_KEY},
     )
-    for service in ("funnel-notifier", "funnel-stage-engine"):
-        migrate = Path(sys.executable).parent / service
-        subprocess.run([str(migrate), "migrate"], env=specs[0].env, check=True, capture_output=True)
     logs = tmp_path / "logs"
     logs.mkdir()
     processes = [_start(spec, logs) for spec in specs]
