@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable
 
 import asyncpg
 import pytest
@@ -208,3 +209,60 @@ async def test_a_clean_stop_finishes_the_attempt_in_flight(
         await runtime.stop()
     assert await _status(db, contact) == "sent"  # Nothing left for another process to resend.
     assert sum(receiver.acknowledged().values()) == 1
+
+
+NOW_AND_LATER_RULES = """
+funnel: hourglass
+rules:
+  - id: crm.now
+    trigger: entered
+    stage: closed
+    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
+  - id: crm.later
+    trigger: entered
+    stage: cementing
+    after: 2s
+    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
+"""
+
+
+async def test_with_an_hour_long_poll_due_retried_and_delayed_follow_ups_all_go_out(
+    start_notifier: StartNotifier,
+    publisher: AiokafkaPublisher,
+    topics: TopicSettings,
+    db: asyncpg.Pool,
+) -> None:
+    """The dispatcher wakes when follow-ups are stored and sleeps only until the next
+    one is due: the poll interval is only the fallback."""
+    secret = new_secret()
+    contact = f"c-{uuid.uuid4().hex}"
+
+    async def statuses() -> list[tuple[str, str]]:
+        rows = await db.fetch(
+            "SELECT rule_id, status FROM followups WHERE contact_id = $1 ORDER BY rule_id",
+            contact,
+        )
+        return [(row["rule_id"], row["status"]) for row in rows]
+
+    with WebhookReceiver(secret, [Reply(503)]) as receiver:
+        env = {"HOOK_URL": receiver.url, "HOOK_SECRET": secret}
+        await start_notifier(NOW_AND_LATER_RULES, env, poll_interval_s=3600.0)
+        closed = stage_change(contact, funnel="hourglass", to_stage="closed")
+        await publish_change(publisher, topics.stage_changed, closed)
+        await eventually(lambda: _has(statuses(), [("crm.now", "sent")]), what="sent after a retry")
+        # The dispatcher now has nothing ahead of it: only the new row can wake it.
+        cementing = stage_change(
+            contact, funnel="hourglass", to_stage="cementing", from_stage="closed"
+        )
+        await publish_change(publisher, topics.stage_changed, cementing)
+        await eventually(
+            lambda: _has(statuses(), [("crm.later", "sent"), ("crm.now", "sent")]),
+            what="the delayed follow-up sent",
+        )
+    attempts = await _attempts(db, contact)
+    assert sorted(a["outcome"] for a in attempts) == ["failed", "succeeded", "succeeded"]
+    assert set(receiver.acknowledged().values()) == {1}
+
+
+async def _has(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected

@@ -125,6 +125,15 @@ def test_json_nested_up_to_the_depth_limit_is_accepted_and_deeper_gets_400() -> 
         assert (caught.value.status, caught.value.code) == (400, "too_deep")
 
 
+def test_depth_counts_nesting_not_brackets_in_wide_bodies_or_strings() -> None:
+    wide = b'{"batch": [' + b",".join([b'{"p": {"a": [1]}, "t": "[[{{"}'] * 100) + b"]}"
+    assert len(decode_json(wide)["batch"]) == 100
+    deep_objects = b'{"a": ' * (MAX_JSON_DEPTH + 1) + b"1" + b"}" * (MAX_JSON_DEPTH + 1)
+    with pytest.raises(IngestError) as caught:
+        decode_json(deep_objects)
+    assert caught.value.code == "too_deep"
+
+
 def test_unicode_edge_cases_decode_as_sent() -> None:
     body = '{"e": "🎉", "nul": "a\\u0000b", "lone": "\\ud800"}'.encode()
     assert decode_json(body) == {"e": "🎉", "nul": "a\0b", "lone": "\ud800"}

@@ -101,6 +101,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# What json.loads(text, parse_constant=..., parse_float=...) uses, built once: json.loads
+# builds a new decoder on every call that passes options.
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def decode_json(data: bytes) -> Any:
     """Strict UTF-8 JSON. NaN and Infinity are refused: they are not JSON."""
     try:
@@ -108,23 +113,31 @@ def decode_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise IngestError(400, "invalid_utf8", f"body is not valid UTF-8: {exc}") from exc
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # As json.loads says it.
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _decoder.decode(text)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and integers with too many digits.
         raise IngestError(400, "malformed_json", f"malformed JSON: {exc}") from exc
-    if _deeper_than(value, MAX_JSON_DEPTH):
+    # Each level of nesting needs its own bracket: with few brackets there is nothing to walk.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
         raise IngestError(400, "too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
-    """True if objects and arrays nest more than ``limit`` levels. Iterative, not recursive."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
+    """True if objects and arrays nest more than ``limit`` levels. Iterative, not recursive:
+    one nesting level at a time, and only objects and arrays are kept for the next one."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for item in level:
             children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            below += [child for child in children if isinstance(child, dict | list)]
+        level = below
     return False

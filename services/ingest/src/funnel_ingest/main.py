@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import uvicorn
@@ -15,6 +16,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = IngestSettings()
     app = create_app(settings=settings, kafka=KafkaSettings(), topics=TopicSettings())
+    # The tens of thousands of objects built so far (schemas, routes, modules) live as long
+    # as the process: keep them out of the collector's scans, which cost ~9% of a batch.
+    gc.collect()
+    gc.freeze()
     # Client addresses come from INGEST_TRUSTED_PROXIES alone, not uvicorn's own
     # X-Forwarded-For handling (which trusts 127.0.0.1 by default).
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)

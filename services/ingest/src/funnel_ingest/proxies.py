@@ -31,7 +31,7 @@ def client_ip(
     untrusted hop was written by our own proxies; anything further left was
     written by the client and may be forged.
     """
-    if peer is None or not _trusted(peer, trusted_proxies):
+    if peer is None or not trusted_proxies or not _trusted(peer, trusted_proxies):
         return peer
     hops = [hop.strip() for header in forwarded_for for hop in header.split(",") if hop.strip()]
     nearest = peer

@@ -13,7 +13,7 @@ from funnel_ingest.produce import ProducerHandle
 from funnel_ingest.ratelimit import RateLimiter
 from funnel_ingest.settings import IngestSettings
 
-__all__ = ["IngestServices", "Services"]
+__all__ = ["IngestServices", "Services", "services_of"]
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,16 @@ class IngestServices:
     limiter: RateLimiter | None
 
 
-async def _services(request: Request) -> IngestServices:
-    # async: a plain def dependency runs in the anyio threadpool on every request.
+def services_of(request: Request) -> IngestServices:
+    """The app's services; the tracking routes call this instead of a dependency, whose
+    resolution is a measurable share of a single event's cost."""
     services: IngestServices = request.app.state.services
     return services
+
+
+async def _services(request: Request) -> IngestServices:
+    # async: a plain def dependency runs in the anyio threadpool on every request.
+    return services_of(request)
 
 
 Services = Annotated[IngestServices, Depends(_services)]

@@ -32,6 +32,9 @@ MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 _OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
 _message_adapter: TypeAdapter[Any] = TypeAdapter(SegmentMessage)
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":")) uses, built once:
+# json.dumps builds a new encoder on every call that passes options.
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Invalid:
 def encoded_size(value: Any) -> int | None:
     """Bytes of ``value`` as compact UTF-8 JSON; None if it cannot be encoded (lone surrogates)."""
     try:
-        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        return len(_compact_json.encode(value).encode("utf-8"))
     except UnicodeEncodeError:
         return None
 

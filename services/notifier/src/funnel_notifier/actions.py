@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import aiohttp
 from funnel_shared.kafka import Publisher
 
 from funnel_notifier.channels import Channel
@@ -31,7 +31,7 @@ class Resources:
 
     templates_dir: Path
     smtp: SmtpConfig | None = None
-    http: httpx.AsyncClient | None = None
+    http: aiohttp.ClientSession | None = None
     publisher: Publisher | None = None
     retry_after_cap_s: float = 3600.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from funnel_notifier.backoff import next_delay_s
 from funnel_notifier.channels import Channel, Outcome
 from funnel_notifier.metrics import NotifierMetrics
 from funnel_notifier.outbox import OutboxRelay
-from funnel_notifier.queue import Claimed, FollowUpQueue
+from funnel_notifier.queue import Attempted, Claimed, Finished, FollowUpQueue
 from funnel_notifier.settings import NotifierSettings
 
 __all__ = ["Dispatcher"]
@@ -38,27 +39,88 @@ class Dispatcher:
         self._metrics = metrics
         self._draw = draw
         self._stopping = asyncio.Event()
+        self._nudge = asyncio.Event()  # Set when the outbox has new rows to publish.
+        self._wake = asyncio.Event()  # Set when follow-ups were stored, or to stop.
+        self._depth_due = 0.0
+        # When an idle dispatcher will look next (loop time): -inf during a pass, whose
+        # look-ahead sees what was stored meanwhile; +inf while looking ahead.
+        self._alarm = -math.inf
 
     def request_stop(self) -> None:
         """Finish the attempts in flight, then return from ``run``: a clean shutdown
         leaves no attempt for another process to take over and send again."""
         self._stopping.set()
+        self._wake.set()
+
+    def wake(self, due_in_s: float = 0.0) -> None:
+        """New follow-ups were stored, the earliest due in ``due_in_s``: publish their
+        ``scheduled`` events, and look again if that is sooner than planned."""
+        self._nudge.set()
+        if asyncio.get_running_loop().time() + due_in_s < self._alarm:
+            self._wake.set()
 
     async def run(self) -> None:
-        """Poll until stopped. A database or broker outage pauses, never stops, the loop."""
-        while not self._stopping.is_set():
+        """Poll until stopped. A database or broker outage pauses, never stops, the loop.
+
+        The outbox is published by a loop of its own, so waiting for the broker's
+        acks never holds up deliveries; it gets a last pass after the dispatcher stops."""
+        relay = asyncio.create_task(self._relay(), name="outbox-relay")
+        try:
+            while not self._stopping.is_set():
+                busy: bool | None  # None: the pass failed.
+                try:
+                    busy = await self.run_once()
+                except Exception as exc:
+                    log.warning(
+                        "dispatcher pass failed (%s: %s); retrying", type(exc).__name__, exc
+                    )
+                    busy = None
+                if not busy:
+                    await self._idle(look_ahead=busy is not None)
+        finally:
+            self._nudge.set()
+            await relay
+
+    async def _idle(self, *, look_ahead: bool) -> None:
+        """Sleep until the next follow-up is due, new ones are stored, or a poll interval
+        passed (the fallback for rows other replicas store, retry or leave behind)."""
+        wait_s = self._settings.poll_interval_s
+        loop = asyncio.get_running_loop()
+        self._alarm = math.inf
+        if look_ahead:
             try:
-                busy = await self.run_once()
+                due_in_s = await self._queue.next_due_in_s()
             except Exception as exc:
-                log.warning("dispatcher pass failed (%s: %s); retrying", type(exc).__name__, exc)
-                busy = False
-            if not busy:
+                log.warning("looking ahead failed (%s: %s)", type(exc).__name__, exc)
+                due_in_s = None
+            if due_in_s is not None:  # <= 0: it fell due since this pass claimed.
+                wait_s = min(wait_s, max(due_in_s, 0.0))
+        self._alarm = loop.time() + wait_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait_s)
+
+    async def _relay(self) -> None:
+        """Publish pending outbox rows whenever state changed or a poll interval passed."""
+        while True:
+            stopping = self._stopping.is_set()
+            try:
+                published = await self._outbox.publish_pending()
+            except Exception as exc:
+                log.warning("outbox publish failed (%s: %s); retrying", type(exc).__name__, exc)
+                published = 0
+            if stopping:
+                return
+            if not published:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._settings.poll_interval_s)
+                    await asyncio.wait_for(self._nudge.wait(), self._settings.poll_interval_s)
+                self._nudge.clear()
 
     async def run_once(self) -> bool:
-        """One pass: claim, deliver, publish events. True when it found work."""
+        """One pass: claim, deliver, record outcomes as attempts finish. True when it
+        found work."""
         settings = self._settings
+        self._alarm = -math.inf
+        self._wake.clear()  # The look-ahead after this pass sees what is stored meanwhile.
         claimed, settled = await self._queue.claim(
             limit=settings.batch_size,
             lease_s=settings.attempt_timeout_s + settings.claim_grace_s,
@@ -66,18 +128,27 @@ class Dispatcher:
         )
         for status in settled:
             self._metrics.followups.labels(status).inc()
-        results = await asyncio.gather(
-            *(self._deliver(item) for item in claimed), return_exceptions=True
-        )
-        for item, result in zip(claimed, results, strict=True):
-            if isinstance(result, Exception):
-                # Not recorded: the lease runs out and the follow-up is tried again.
-                log.warning("follow-up %s: %r", item.delivery.followup_id, result)
-        published = await self._outbox.publish_pending()
-        self._metrics.queue_depth.set(await self._queue.depth())
-        return bool(claimed or settled or published)
+        if settled:
+            self._nudge.set()
+        pending = {asyncio.create_task(self._attempt(item)) for item in claimed}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                # Whatever finished meanwhile is recorded together, in one transaction.
+                await self._record([task.result() for task in done])
+        finally:
+            for task in pending:  # Only when cancelled: their leases run out.
+                task.cancel()
+        await self._update_depth()
+        return bool(claimed or settled)
 
-    async def _deliver(self, claimed: Claimed) -> None:
+    async def _update_depth(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._depth_due:  # A count over the table: once a second is plenty.
+            self._depth_due = loop.time() + 1.0
+            self._metrics.queue_depth.set(await self._queue.depth())
+
+    async def _attempt(self, claimed: Claimed) -> Attempted:
         delivery = claimed.delivery
         channel = self._channels.get(delivery.rule_id)
         timeout_s = self._settings.attempt_timeout_s
@@ -87,13 +158,15 @@ class Dispatcher:
             )
         else:
             try:
-                # The hard cap: httpx times each phase, not the whole request, and
-                # the attempt must end well inside its lease.
+                # The hard cap for every channel (SMTP times each phase, not the
+                # whole exchange): the attempt must end well inside its lease.
                 outcome = await asyncio.wait_for(
                     channel.deliver(delivery, timeout_s=timeout_s), timeout_s
                 )
             except TimeoutError:
                 outcome = Outcome(ok=False, error=f"no answer within {timeout_s:g}s")
+            except Exception as exc:  # A channel's bug fails the attempt, never the batch.
+                outcome = Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
         retry_in_s = outcome.retry_after_s
         if retry_in_s is None:
             retry_in_s = next_delay_s(
@@ -102,9 +175,22 @@ class Dispatcher:
                 cap_s=self._settings.backoff_max_s,
                 draw=self._draw(),
             )
-        finished = await self._queue.finish(
-            claimed, outcome, max_attempts=self._settings.max_attempts, retry_in_s=retry_in_s
-        )
+        return Attempted(claimed=claimed, outcome=outcome, retry_in_s=retry_in_s)
+
+    async def _record(self, attempted: list[Attempted]) -> None:
+        try:
+            results = await self._queue.finish(attempted, max_attempts=self._settings.max_attempts)
+        except Exception as exc:
+            # Not recorded: the leases run out and the follow-ups are tried again,
+            # under the same ids.
+            log.warning("recording %d attempt(s) failed: %r", len(attempted), exc)
+            return
+        self._nudge.set()
+        for item, finished in zip(attempted, results, strict=True):
+            self._count(item, finished)
+
+    def _count(self, item: Attempted, finished: Finished) -> None:
+        claimed, outcome = item.claimed, item.outcome
         result = "succeeded" if outcome.ok else "failed"
         self._metrics.attempts.labels(claimed.channel, result).inc()
         if finished.status == "sent":
@@ -117,8 +203,8 @@ class Dispatcher:
                 self._metrics.followups.labels("dead").inc()
         log.info(
             "follow-up %s (%s) attempt %s: %s%s",
-            delivery.followup_id,
-            delivery.rule_id,
+            claimed.delivery.followup_id,
+            claimed.delivery.rule_id,
             claimed.attempt,
             finished.status,
             f" ({outcome.error})" if outcome.error else "",

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from funnel_shared.kafka import AiokafkaPublisher, consumer_kwargs, producer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
@@ -30,6 +30,12 @@ from funnel_notifier.store import PostgresStageChangeStore
 __all__ = ["Runtime", "rules_dir", "smtp_config"]
 
 log = logging.getLogger("funnel.notifier")
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's reset query (a round trip on every release):
+    the notifier keeps no session state (no SET, LISTEN, cursors or session-level
+    advisory locks), and asyncpg still rolls back a transaction left open."""
 
 
 def rules_dir(settings: NotifierSettings) -> Path:
@@ -62,8 +68,14 @@ class Runtime:
     async def start(self) -> None:
         directory = rules_dir(self.settings)
         loaded = load_rules(directory)  # Bad rule files stop start-up, naming file and field.
-        self.pool = await asyncpg.create_pool(self.database.dsn, min_size=1, max_size=10)
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.pool = await asyncpg.create_pool(
+            self.database.dsn, min_size=1, max_size=10, reset=_keep_session
+        )
+        # One pooled client for every webhook; a dispatcher has at most batch_size
+        # attempts in flight, so none waits for a free connection.
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(100, self.settings.batch_size))
+        )
         self.producer = AIOKafkaProducer(**producer_kwargs(self.kafka, client_id="notifier"))
         await self.producer.start()
         publisher = AiokafkaPublisher(self.producer)
@@ -87,6 +99,13 @@ class Runtime:
         )
         await self.consumer.start()
         self.store = PostgresStageChangeStore(self.pool)
+        self.dispatcher = Dispatcher(
+            queue=FollowUpQueue(self.pool),
+            outbox=OutboxRelay(pool=self.pool, producer=self.producer, topic=self.topics.followups),
+            channels=self.active.channels,
+            settings=self.settings,
+            metrics=self.metrics,
+        )
         self.worker = StageChangeConsumer(
             consumer=self.consumer,
             store=self.store,
@@ -95,13 +114,7 @@ class Runtime:
             retry_backoff_s=self.settings.retry_backoff_s,
             rules=self.active.rules,
             metrics=self.metrics,
-        )
-        self.dispatcher = Dispatcher(
-            queue=FollowUpQueue(self.pool),
-            outbox=OutboxRelay(pool=self.pool, publisher=publisher, topic=self.topics.followups),
-            channels=self.active.channels,
-            settings=self.settings,
-            metrics=self.metrics,
+            on_scheduled=self.dispatcher.wake,
         )
         self.tasks = [
             asyncio.create_task(self.worker.run(), name="stage-change-consumer"),
@@ -130,7 +143,7 @@ class Runtime:
             if hasattr(self, closer):
                 await getattr(self, closer).stop()
         if hasattr(self, "http"):
-            await self.http.aclose()
+            await self.http.close()
         if hasattr(self, "pool"):
             await self.pool.close()
 

@@ -23,7 +23,14 @@ class NotifierSettings(BaseSettings):
         default=None,
         description="Follow-up rule files, with templates/ inside. None: the shipped examples.",
     )
-    poll_interval_s: float = Field(default=1.0, gt=0, description="Dispatcher poll interval.")
+    poll_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Longest dispatcher sleep; it also wakes when follow-ups are stored and when"
+            " the next one is due."
+        ),
+    )
     batch_size: int = Field(
         default=20, ge=1, description="Follow-ups one dispatcher takes at once."
     )

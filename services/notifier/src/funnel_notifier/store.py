@@ -1,7 +1,7 @@
 """PostgreSQL intake: a triggering record, its follow-ups and their ``scheduled`` events.
 
-Everything one record causes is written in one transaction, so the consumer
-can commit the Kafka offset as soon as ``record`` returns.
+Everything a batch of records causes is written in one transaction, so the
+consumer can commit the Kafka offsets as soon as ``record_many`` returns.
 """
 
 from __future__ import annotations
@@ -15,12 +15,24 @@ from funnel_shared.events import FollowUpEvent, StageChanged, followup_event_id
 
 from funnel_notifier.triggers import PlannedFollowUp, Trigger
 
-__all__ = ["PostgresStageChangeStore", "StageChangeStore", "insert_event"]
+__all__ = [
+    "PostgresStageChangeStore",
+    "StageChangeStore",
+    "followup_event",
+    "insert_event",
+    "insert_events",
+]
 
 
 class StageChangeStore(Protocol):
     async def record(self, trigger: Trigger, planned: list[PlannedFollowUp]) -> list[str]:
         """Store one trigger; return the ids of follow-ups it newly scheduled."""
+        ...
+
+    async def record_many(
+        self, batch: list[tuple[Trigger, list[PlannedFollowUp]]]
+    ) -> list[list[str]]:
+        """Store triggers in one transaction; the newly scheduled ids, per trigger."""
         ...
 
 
@@ -29,22 +41,35 @@ class PostgresStageChangeStore:
         self._pool = pool
 
     async def record(self, trigger: Trigger, planned: list[PlannedFollowUp]) -> list[str]:
+        [scheduled] = await self.record_many([(trigger, planned)])
+        return scheduled
+
+    async def record_many(
+        self, batch: list[tuple[Trigger, list[PlannedFollowUp]]]
+    ) -> list[list[str]]:
+        """All or nothing: the statements run for every row as one pipelined batch
+        each (``executemany``/``fetchmany``), in order, inside one transaction, so the
+        result is as if the triggers were stored one after the other."""
+        changes = [trigger.change for trigger, _ in batch if trigger.change is not None]
+        planned = [item for _, items in batch for item in items]
         async with self._pool.acquire() as connection, connection.transaction():
-            if trigger.change is not None:
-                await _store_stage_change(connection, trigger.change)
-            scheduled = []
-            for item in planned:
-                if await _schedule(connection, item):
-                    scheduled.append(item.id)
-            return scheduled
+            await _store_stage_changes(connection, changes)
+            rows = await _schedule(connection, planned)
+            await insert_events(
+                connection, [followup_event(row, status="scheduled") for row in rows]
+            )
+        inserted = {str(row["id"]) for row in rows}
+        return [[item.id for item in items if item.id in inserted] for _, items in batch]
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
 
-async def _store_stage_change(connection: Any, change: StageChanged) -> None:
+async def _store_stage_changes(connection: Any, changes: list[StageChanged]) -> None:
+    if not changes:
+        return
     # The primary key on the deterministic id makes redelivery harmless.
-    await connection.execute(
+    await connection.executemany(
         """
         INSERT INTO received_stage_changes
             (id, funnel, contact_id, from_stage, to_stage, rule_id,
@@ -52,19 +77,24 @@ async def _store_stage_change(connection: Any, change: StageChanged) -> None:
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
         ON CONFLICT (id) DO NOTHING
         """,
-        change.id,
-        change.funnel,
-        change.contact_id,
-        change.from_stage,
-        change.to_stage,
-        change.rule_id,
-        change.cause_message_id,
-        change.event_time,
-        change.model_dump_json(),
+        [
+            (
+                change.id,
+                change.funnel,
+                change.contact_id,
+                change.from_stage,
+                change.to_stage,
+                change.rule_id,
+                change.cause_message_id,
+                change.event_time,
+                change.model_dump_json(),
+            )
+            for change in changes
+        ],
     )
     # The latest stage per funnel, by event time, so a replayed old change
     # never moves a contact back. "Moved on" is judged against this row.
-    await connection.execute(
+    await connection.executemany(
         """
         INSERT INTO followup_contact_stages (funnel, contact_id, stage, stage_change_id, event_time)
         VALUES ($1, $2, $3, $4, $5)
@@ -73,51 +103,50 @@ async def _store_stage_change(connection: Any, change: StageChanged) -> None:
                 event_time = EXCLUDED.event_time, updated_at = now()
             WHERE followup_contact_stages.event_time <= EXCLUDED.event_time
         """,
-        change.funnel,
-        change.contact_id,
-        change.to_stage,
-        change.id,
-        change.event_time,
+        [
+            (change.funnel, change.contact_id, change.to_stage, change.id, change.event_time)
+            for change in changes
+        ],
     )
 
 
-async def _schedule(connection: Any, item: PlannedFollowUp) -> bool:
-    rule = item.rule.rule
-    trigger = item.trigger
-    inserted = await connection.fetchval(
+async def _schedule(connection: Any, planned: list[PlannedFollowUp]) -> list[Any]:
+    """The rows newly inserted, in order; a redelivery's are absorbed by the unique key."""
+    if not planned:
+        return []
+    rows: list[Any] = await connection.fetchmany(
         """
         INSERT INTO followups
             (id, stage_change_id, rule_id, trigger, channel, funnel, contact_id, stage,
              unless_moved_on, record, status, due_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, 'scheduled', $11)
         ON CONFLICT (stage_change_id, rule_id) DO NOTHING
-        RETURNING id
+        RETURNING *
         """,
-        item.id,
-        trigger.source_id,
-        rule.id,
-        trigger.type,
-        rule.action.type,
-        trigger.funnel,
-        trigger.contact_id,
-        trigger.stage,
-        rule.unless == "moved_on",
-        json.dumps(trigger.record),
-        item.due_at,
+        [
+            (
+                item.id,
+                item.trigger.source_id,
+                item.rule.rule.id,
+                item.trigger.type,
+                item.rule.rule.action.type,
+                item.trigger.funnel,
+                item.trigger.contact_id,
+                item.trigger.stage,
+                item.rule.rule.unless == "moved_on",
+                json.dumps(item.trigger.record),
+                item.due_at,
+            )
+            for item in planned
+        ],
     )
-    if inserted is None:
-        return False  # A redelivery: the unique key absorbed it.
-    row = await connection.fetchrow("SELECT * FROM followups WHERE id = $1", item.id)
-    await insert_event(connection, row, status="scheduled")
-    return True
+    return rows
 
 
-async def insert_event(
-    connection: Any, row: Any, *, status: str, error: str | None = None
-) -> FollowUpEvent:
-    """Add one state change of follow-up ``row`` (as it is now) to the outbox."""
+def followup_event(row: Any, *, status: str, error: str | None = None) -> FollowUpEvent:
+    """One state change of follow-up ``row`` (as it is now)."""
     attempt = int(row["total_attempts"])
-    event = FollowUpEvent(
+    return FollowUpEvent(
         id=followup_event_id(followup_id=str(row["id"]), status=status, attempt=attempt),
         followup_id=str(row["id"]),
         status=status,
@@ -133,13 +162,31 @@ async def insert_event(
         error=error,
         occurred_at=datetime.now(UTC),
     )
+
+
+async def insert_event(
+    connection: Any, row: Any, *, status: str, error: str | None = None
+) -> FollowUpEvent:
+    """Add one state change of follow-up ``row`` (as it is now) to the outbox."""
+    event = followup_event(row, status=status, error=error)
+    await insert_events(connection, [event])
+    return event
+
+
+async def insert_events(connection: Any, events: list[FollowUpEvent]) -> None:
+    """Add state changes to the outbox in one statement, in the given order (``seq``)."""
+    if not events:
+        return
     await connection.execute(
         """
-        INSERT INTO followup_events (id, contact_id, payload) VALUES ($1, $2, $3::jsonb)
+        INSERT INTO followup_events (id, contact_id, payload)
+        SELECT e.id, e.contact_id, e.payload::jsonb
+        FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY
+            AS e(id, contact_id, payload, n)
+        ORDER BY e.n
         ON CONFLICT (id) DO NOTHING
         """,
-        event.id,
-        event.contact_id,
-        event.model_dump_json(),
+        [event.id for event in events],
+        [event.contact_id for event in events],
+        [event.model_dump_json() for event in events],
     )
-    return event

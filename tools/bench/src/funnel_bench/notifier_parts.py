@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 import psutil
 from aiokafka import AIOKafkaProducer
 from funnel_devstack.postgres import EmbeddedPostgres
@@ -201,13 +201,14 @@ async def produce_changes(
 
 
 async def send_signed(url: str, secret: str, count: int, *, concurrency: int) -> None:
-    """The baseline: ``count`` signed posts from one httpx client, ``concurrency`` at once."""
+    """The baseline: ``count`` signed posts from one aiohttp session (the notifier's own
+    HTTP client, set up as the notifier sets it up), ``concurrency`` at once."""
     key = decode_secret(secret)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(count):
         queue.put_nowait(index)
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
             webhook_id = "msg_" + uuid.uuid4().hex
@@ -220,8 +221,15 @@ async def send_signed(url: str, secret: str, count: int, *, concurrency: int) ->
             headers |= signature_headers(
                 key=key, webhook_id=webhook_id, timestamp=int(time.time()), body=body
             )
-            response = await client.post(url, content=body, headers=headers, timeout=10)
-            response.raise_for_status()
+            async with session.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10),
+                allow_redirects=False,
+            ) as response:
+                response.raise_for_status()
 
-    async with httpx.AsyncClient() as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    connector = aiohttp.TCPConnector(limit=max(100, concurrency))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))

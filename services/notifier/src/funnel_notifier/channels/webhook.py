@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 
 from funnel_notifier.backoff import is_final_status, parse_retry_after
 from funnel_notifier.channels import Delivery, Outcome
@@ -45,7 +45,7 @@ class WebhookChannel:
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
         url: str,
         key: bytes,
         headers: dict[str, str],
@@ -73,25 +73,31 @@ class WebhookChannel:
             ),
         }
         try:
-            response = await self._client.post(
-                self._url, content=body, headers=headers, timeout=timeout_s
-            )
-        except httpx.TimeoutException:
+            # ``total`` bounds the whole attempt: waiting for a pooled connection,
+            # connecting, sending and reading the answer.
+            async with self._client.post(
+                self._url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                if 200 <= status < 300:
+                    return Outcome(ok=True, status_code=status)
+                text = (await response.read())[:200].decode("utf-8", "replace")
+                retry_after_header = response.headers.get("retry-after")
+        except TimeoutError:
             return Outcome(ok=False, error=f"no answer within {timeout_s:g}s")
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
-        status = response.status_code
-        if 200 <= status < 300:
-            return Outcome(ok=True, status_code=status)
         retry_after = parse_retry_after(
-            response.headers.get("retry-after"),
-            now=datetime.now(UTC),
-            cap_s=self._retry_after_cap_s,
+            retry_after_header, now=datetime.now(UTC), cap_s=self._retry_after_cap_s
         )
         return Outcome(
             ok=False,
             final=is_final_status(status),
-            error=f"HTTP {status}: {response.text[:200]}",
+            error=f"HTTP {status}: {text}",
             status_code=status,
             retry_after_s=retry_after,
         )
