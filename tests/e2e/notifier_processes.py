@@ -39,6 +39,12 @@ class NotifierProcess:
         return self.log.read_text(errors="replace")[-4000:]
 
 
+def migrate_notifier(env: dict[str, str]) -> None:
+    subprocess.run(
+        [NOTIFIER, "migrate"], env={**os.environ, **env}, check=True, capture_output=True
+    )
+
+
 def start_notifier_process(env: dict[str, str], logs: Path, name: str) -> NotifierProcess:
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
