@@ -1,9 +1,9 @@
 """The three services as real processes, on free ports, against the test broker and database.
 
-One running system per test module: starting it (two migrations, three
-processes, their group joins) costs far more than the checks that use it. The
-tests of a module share its topics and database, so each one uses its own
-contacts and looks only at their records.
+One running system per test module: starting it (three processes and their
+group joins) costs far more than the checks that use it. The tests of a module
+share its topics and database, so each one uses its own contacts and looks only
+at their records.
 """
 
 from __future__ import annotations
