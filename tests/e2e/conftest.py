@@ -1,9 +1,14 @@
-"""The three services as real processes, on free ports, against the test broker and database."""
+"""The three services as real processes, on free ports, against the test broker and database.
+
+One running system per test module: starting it (three processes and their
+group joins) costs far more than the checks that use it. The tests of a module
+share its topics and database, so each one uses its own contacts and looks only
+at their records.
+"""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +17,9 @@ from pathlib import Path
 import pytest
 from funnel_devstack.processes import free_port, stop_process
 from funnel_devstack.services import ServiceSpec, service_specs, wait_until_ready
+from funnel_shared.settings import KafkaSettings
 
+from tests.conftest import create_topics, migrated_copy, topic_environment
 from tests.processes import log_tail, start_logged
 
 WRITE_KEY = "wk-e2e"
@@ -24,16 +31,33 @@ class RunningSystem:
     database_url: str
     bootstrap_servers: str
     logs: Path
+    topics: dict[str, str]  # TOPIC_* -> this system's topic
 
 
 def _log_tail(logs: Path) -> str:
     return "\n".join(log_tail(path, 3000) for path in sorted(logs.glob("*.log")))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+async def system_topics(kafka_settings: KafkaSettings) -> dict[str, str]:
+    return topic_environment(await create_topics(kafka_settings))
+
+
+@pytest.fixture(scope="module")
+async def system_database(postgres_admin_dsn: str) -> str:
+    """One database for both services' tables, as in production."""
+    return await migrated_copy(postgres_admin_dsn, "funnel-notifier", "funnel-stage-engine")
+
+
+@pytest.fixture(scope="module")
 def running_system(
-    kafka_env: dict[str, str], topic_env: dict[str, str], database_url: str, tmp_path: Path
+    kafka_env: dict[str, str],
+    system_topics: dict[str, str],
+    system_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningSystem]:
+    topic_env, database_url = system_topics, system_database
+    tmp_path = tmp_path_factory.mktemp("system")
     suffix = uuid.uuid4().hex[:12]
     base_env = {
         **kafka_env,
@@ -50,9 +74,6 @@ def running_system(
         data_dir=tmp_path,
         write_keys={"e2e": WRITE_KEY},
     )
-    for service in ("funnel-notifier", "funnel-stage-engine"):
-        migrate = Path(sys.executable).parent / service
-        subprocess.run([str(migrate), "migrate"], env=specs[0].env, check=True, capture_output=True)
     logs = tmp_path / "logs"
     logs.mkdir()
     processes = [_start(spec, logs) for spec in specs]
@@ -66,6 +87,7 @@ def running_system(
             database_url=database_url,
             bootstrap_servers=kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
             logs=logs,
+            topics=topic_env,
         )
     finally:
         for process in processes:

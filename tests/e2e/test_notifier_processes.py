@@ -14,10 +14,9 @@ from aiokafka import AIOKafkaProducer
 from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
 from funnel_shared.settings import KafkaSettings
 
-from tests.conftest import unique
+from tests.conftest import migrated_copy, unique
 from tests.e2e.notifier_processes import (
     NotifierProcess,
-    migrate_notifier,
     start_notifier_process,
     wait_ready,
 )
@@ -44,15 +43,15 @@ rules:
 
 
 @pytest.fixture
-def notifier_env(
-    kafka_env: dict[str, str], topic_env: dict[str, str], database_url: str, tmp_path: Path
+async def notifier_env(
+    kafka_env: dict[str, str], topic_env: dict[str, str], postgres_admin_dsn: str, tmp_path: Path
 ) -> dict[str, str]:
     rules = tmp_path / "rules"
     write_rules(rules, RULES)
     env = {
         **kafka_env,
         **topic_env,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": await migrated_copy(postgres_admin_dsn, "funnel-notifier"),
         "NOTIFIER_GROUP_ID": unique("notifier"),
         "NOTIFIER_RULES_DIR": str(rules),
         "NOTIFIER_POLL_INTERVAL_S": "0.2",
@@ -62,7 +61,6 @@ def notifier_env(
         "NOTIFIER_BACKOFF_MAX_S": "1",
         "NOTIFIER_RETRY_BACKOFF_S": "0.2",
     }
-    migrate_notifier(env)
     return env
 
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -13,16 +11,15 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from funnel_notifier.main import migrate
 from funnel_notifier.runtime import Runtime
 from funnel_notifier.settings import NotifierSettings
 from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from pydantic import SecretStr
 
-from tests.conftest import unique
+from tests.conftest import create_topics, migrated_copy, run_migrate, unique
 from tests.notifier_support import write_rules
-from tests.processes import StageEngineWorker, entry_point
+from tests.processes import StageEngineWorker
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +28,7 @@ StageEngineFactory = Callable[..., StageEngineWorker]
 
 @pytest.fixture
 def stage_engine_worker(
-    kafka_env: dict[str, str], topic_env: dict[str, str], database_url: str, tmp_path: Path
+    kafka_env: dict[str, str], topic_env: dict[str, str], projection_database: str, tmp_path: Path
 ) -> Iterator[StageEngineFactory]:
     """Build stage-engine workers on this test's topics, with their own app id and data dir,
     and the projection in this test's migrated database.
@@ -39,7 +36,7 @@ def stage_engine_worker(
     Each worker is stopped at the end of the test, whatever happened to it.
     """
     workers: list[StageEngineWorker] = []
-    migrate_stage_engine(database_url)
+    database_url = projection_database
 
     def build(**env: str) -> StageEngineWorker:
         workdir = tmp_path / f"worker-{len(workers)}"
@@ -65,9 +62,9 @@ def stage_engine_worker(
 
 
 @pytest.fixture
-async def migrated_database(database_url: str) -> str:
-    await asyncio.to_thread(migrate, DatabaseSettings(database_url=SecretStr(database_url)))
-    return database_url
+async def migrated_database(postgres_admin_dsn: str) -> str:
+    """A database with the notifier's tables, for this test."""
+    return await migrated_copy(postgres_admin_dsn, "funnel-notifier")
 
 
 StartNotifier = Callable[..., Awaitable[Runtime]]
@@ -131,17 +128,22 @@ async def db(migrated_database: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def projection_database(database_url: str) -> str:
+async def projection_database(postgres_admin_dsn: str) -> str:
     """This test's database with the stage engine's tables."""
-    migrate_stage_engine(database_url)
-    return database_url
+    return await migrated_copy(postgres_admin_dsn, "funnel-stage-engine")
+
+
+@pytest.fixture(scope="module")
+async def module_topics(kafka_settings: KafkaSettings) -> TopicSettings:
+    """Topics for a module whose tests only read what one fixture published."""
+    return await create_topics(kafka_settings)
+
+
+@pytest.fixture(scope="module")
+async def module_projection_database(postgres_admin_dsn: str) -> str:
+    """A database with the stage engine's tables, for a module of read-only tests."""
+    return await migrated_copy(postgres_admin_dsn, "funnel-stage-engine")
 
 
 def migrate_stage_engine(database_url: str) -> None:
-    subprocess.run(
-        [entry_point("funnel-stage-engine"), "migrate"],
-        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url},
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    run_migrate("funnel-stage-engine", database_url)

@@ -38,9 +38,12 @@ from tests.processes import StageEngineWorker, http_get
 
 pytestmark = pytest.mark.integration
 
-CONTACTS = 200
-EVENTS = 3000
+CONTACTS = 100
+EVENTS = 1500  # 15 per contact: deep enough into every built-in funnel.
 KILLS = 2  # Each restart replays from the last commit, then is killed again.
+# Frequent commits, so that every kill lands after some commits and before the end:
+# each restart resumes mid-stream, not from the start of the topic.
+COMMIT_INTERVAL_S = "0.5"
 outputs_adapter: TypeAdapter[object] = TypeAdapter(StageOutput)
 
 # Weighted towards progress through the built-in funnels, with noise and repeats.
@@ -160,8 +163,9 @@ async def test_killing_the_worker_mid_stream_loses_no_transition_and_never_chang
     events = _journeys(uuid.uuid4().hex[:8])
     expected = _expected(events)
     await produce(kafka_settings, topic_env["TOPIC_CONTACT_EVENTS"], events)
-    # A shorter session lets the restarted worker take over the killed one's partitions sooner.
-    worker = stage_engine_worker(STAGE_ENGINE_STORE=store, KAFKA_SESSION_TIMEOUT_MS="6000")
+    worker = stage_engine_worker(
+        STAGE_ENGINE_STORE=store, STAGE_ENGINE_COMMIT_INTERVAL_S=COMMIT_INTERVAL_S
+    )
     for _ in range(KILLS):
         worker.start()
         processed_at_kill = await _wait_for_progress(worker, at_least=EVENTS / 5)

@@ -45,16 +45,17 @@ def _merge_and_stall(run: str) -> list[Output]:
     return outputs
 
 
-@pytest.fixture
+# One projection for the module: its tests only read what it stored.
+@pytest.fixture(scope="module")
 async def client(
-    kafka_settings: KafkaSettings, topics: TopicSettings, projection_database: str
+    kafka_settings: KafkaSettings, module_topics: TopicSettings, module_projection_database: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     run = uuid.uuid4().hex[:8]
     async with projected(
         kafka_settings,
         _merge_and_stall(run),
-        database_url=projection_database,
-        topic=topics.stage_changed,
+        database_url=module_projection_database,
+        topic=module_topics.stage_changed,
     ) as projection:
         app = create_web_app(
             funnels=funnels_under_test(),

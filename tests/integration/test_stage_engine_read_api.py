@@ -28,14 +28,18 @@ class ReadApi:
     outputs: list[StageChanged | StageBlocked]
 
 
-@pytest.fixture
+# One projection for the module: its tests only read what it stored.
+@pytest.fixture(scope="module")
 async def read_api(
-    kafka_settings: KafkaSettings, topics: TopicSettings, projection_database: str
+    kafka_settings: KafkaSettings, module_topics: TopicSettings, module_projection_database: str
 ) -> AsyncIterator[ReadApi]:
     run = uuid.uuid4().hex[:8]
     outputs = journey_set(run)
     async with projected(
-        kafka_settings, outputs, database_url=projection_database, topic=topics.stage_changed
+        kafka_settings,
+        outputs,
+        database_url=module_projection_database,
+        topic=module_topics.stage_changed,
     ) as projection:
         app = create_web_app(
             funnels=funnels_under_test(),
