@@ -25,6 +25,7 @@ RESULT_KEYS = {
     "baseline_figure",
     "ratio",
     "target",
+    "target_met",
     "status",
     "cpu_seconds",
     "baseline_cpu_seconds",
@@ -74,6 +75,8 @@ def test_bench_writes_a_complete_report_for_every_benchmark(
         assert results[name]["cpu_seconds"], name
     for name in WITH_BASELINE:
         assert results[name]["ratio"] is not None, name
+    for name in MEASURED:  # Every target can be read, so the report says if it is met.
+        assert (results[name]["target"] is None) == (results[name]["target_met"] is None), name
         assert results[name]["baseline_cpu_seconds"], name
     # py-spy may be refused ptrace in some containers: then the profile says so.
     profiled = {"stage engine", "ingest (single /v1/track)", "notifier (webhook deliveries)"}
@@ -84,7 +87,7 @@ def test_bench_writes_a_complete_report_for_every_benchmark(
 
     lines = (out / "latest.md").read_text().splitlines()
     header = lines.index(
-        "| benchmark | figure | unit | baseline | baseline figure | ratio | target | status |"
+        "| benchmark | figure | unit | baseline | baseline figure | ratio | target | met | status |"
     )
     table = lines[header : lines.index("", header)]
     rows = [line for line in table if not line.startswith("|---")]

@@ -242,8 +242,9 @@ async def run(ctx: BenchContext) -> list[Measurement]:
         " only then stores the states (the crash-safety order of the stage engine issue); the"
         " plain loop sends outputs and changelog records together and awaits acks once per"
         " fetched batch. The worker also runs the projection (stage changes into PostgreSQL,"
-        " two statements per change) on the same event loop, and faust's consumer thread,"
-        " stream machinery and table changelog buffer per record: the profile shows their shares."
+        " one pipelined statement per change, one transaction per fetch) on the same event"
+        " loop, and faust's consumer thread, stream machinery and table changelog buffer per"
+        " record: the profile shows their shares."
     )
     if ctx.profile:
         result.notes.append(

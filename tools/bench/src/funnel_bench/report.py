@@ -108,6 +108,10 @@ def _cpu(cpu: dict[str, float]) -> str:
     return ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()) or "-"
 
 
+# Whether the target is met; "status" is whether the benchmark ran.
+_MET = {True: "yes", False: "no", None: "-"}
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -123,14 +127,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()) + ".",
         "",
-        "| benchmark | figure | unit | baseline | baseline figure | ratio | target | status |",
-        "|---|---|---|---|---|---|---|---|",
+        "| benchmark | figure | unit | baseline | baseline figure | ratio | target | met"
+        " | status |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r['title']} | {_num(r['figure'], 1)} | {r['unit']} | {r['baseline'] or '-'}"
             f" | {_num(r['baseline_figure'], 1)} | {_num(r['ratio'], 3)} | {r['target'] or '-'}"
-            f" | {r['status']} |"
+            f" | {_MET[r['target_met']]} | {r['status']} |"
         )
     lines += ["", "## CPU seconds per process, settings and notes", ""]
     for r in report["results"]:

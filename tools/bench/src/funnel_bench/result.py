@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Measurement", "Status", "ratio"]
+__all__ = ["Measurement", "Status", "ratio", "target_met"]
 
 Status = Literal["ok", "skipped", "failed"]
 
@@ -14,6 +15,27 @@ def ratio(figure: float | None, baseline: float | None) -> float | None:
     if figure is None or not baseline:
         return None
     return figure / baseline
+
+
+# ">= 0.7" is a ratio target; ">= 500 deliveries/s" and "<= 150 ms" have a unit and
+# apply to the figure itself.
+_TARGET = re.compile(r"^(>=|<=)\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(\S.*)?$")
+
+
+def target_met(target: str | None, figure: float | None, ratio_: float | None) -> bool | None:
+    """Whether the figure (or, for a unitless target, the ratio) meets the target.
+
+    None when there is no target, nothing to compare, or the target cannot be read.
+    """
+    match = _TARGET.match(target.strip()) if target else None
+    if match is None:
+        return None
+    op, number, unit = match.groups()
+    value = ratio_ if unit is None else figure
+    if value is None:
+        return None
+    bound = float(number.replace(",", ""))
+    return value >= bound if op == ">=" else value <= bound
 
 
 @dataclass
@@ -42,8 +64,12 @@ class Measurement:
     def ratio(self) -> float | None:
         return ratio(self.figure, self.baseline_figure)
 
+    @property
+    def target_met(self) -> bool | None:
+        return target_met(self.target, self.figure, self.ratio)
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio}
+        return {**asdict(self), "ratio": self.ratio, "target_met": self.target_met}
 
     @classmethod
     def skipped(cls, name: str, title: str, unit: str, reason: str) -> Measurement:
