@@ -16,15 +16,16 @@ import asyncio
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from funnel_devstack.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from funnel_devstack.postgres import EmbeddedPostgres
 from funnel_devstack.processes import free_port
-from funnel_shared.kafka import ensure_topics
+from funnel_shared.kafka import AiokafkaPublisher, ensure_topics, producer_kwargs
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.processes import entry_point
@@ -162,6 +163,17 @@ async def topics(kafka_settings: KafkaSettings) -> TopicSettings:
 @pytest.fixture
 def topic_env(topics: TopicSettings) -> dict[str, str]:
     return topic_environment(topics)
+
+
+@pytest.fixture
+async def publisher(kafka_settings: KafkaSettings) -> AsyncIterator[AiokafkaPublisher]:
+    """A producer with the services' settings, for records a test puts on a topic."""
+    producer = AIOKafkaProducer(**producer_kwargs(kafka_settings, client_id="test"))
+    await producer.start()
+    try:
+        yield AiokafkaPublisher(producer)
+    finally:
+        await producer.stop()
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -20,9 +20,18 @@ from funnel_devstack.services import ServiceSpec, service_specs, wait_until_read
 from funnel_shared.settings import KafkaSettings
 
 from tests.conftest import create_topics, migrated_copy, topic_environment
+from tests.e2e.notifier_processes import NotifierProcesses
 from tests.processes import log_tail, start_logged
 
 WRITE_KEY = "wk-e2e"
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[NotifierProcesses]:
+    """Notifier processes a test starts; stopped (if still alive) when it ends."""
+    started = NotifierProcesses(tmp_path / "logs")
+    yield started
+    started.stop_all()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from funnel_devstack.processes import die_with_parent, free_port, stop_process
+
+from tests.conftest import migrated_copy, unique
+from tests.notifier_support import write_rules
 
 NOTIFIER = str(Path(sys.executable).parent / "funnel-notifier")
 
@@ -39,10 +43,41 @@ class NotifierProcess:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def migrate_notifier(env: dict[str, str]) -> None:
-    subprocess.run(
-        [NOTIFIER, "migrate"], env={**os.environ, **env}, check=True, capture_output=True
-    )
+async def notifier_environment(
+    base: dict[str, str], admin_dsn: str, rules_dir: Path, rules: str, **settings: str
+) -> dict[str, str]:
+    """A notifier's environment: the test's broker and topics (``base``), a migrated
+    database of its own, its rules, a unique group and quick timings (``settings``
+    override them)."""
+    write_rules(rules_dir, rules)
+    return {
+        **base,
+        "DATABASE_URL": await migrated_copy(admin_dsn, "funnel-notifier"),
+        "NOTIFIER_GROUP_ID": unique("notifier"),
+        "NOTIFIER_RULES_DIR": str(rules_dir),
+        "NOTIFIER_POLL_INTERVAL_S": "0.2",
+        "NOTIFIER_ATTEMPT_TIMEOUT_S": "2",
+        "NOTIFIER_CLAIM_GRACE_S": "1",
+        **settings,
+    }
+
+
+class NotifierProcesses:
+    """The notifier processes a test starts, each stopped when the test ends."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[NotifierProcess] = []
+
+    async def start(self, env: dict[str, str], name: str) -> NotifierProcess:
+        process = start_notifier_process(env, self.logs, name)
+        self.started.append(process)
+        await asyncio.to_thread(wait_ready, process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            process.stop()
 
 
 def start_notifier_process(env: dict[str, str], logs: Path, name: str) -> NotifierProcess:

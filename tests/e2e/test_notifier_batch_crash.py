@@ -3,24 +3,17 @@ more, under the same webhook-id, and none is lost."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
-from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
-from funnel_shared.settings import KafkaSettings
+from funnel_shared.kafka import AiokafkaPublisher
 
-from tests.conftest import unique
 from tests.e2e.notifier_processes import (
-    NotifierProcess,
-    migrate_notifier,
-    start_notifier_process,
-    wait_ready,
+    NotifierProcesses,
+    notifier_environment,
 )
 from tests.notifier_support import (
     WebhookReceiver,
@@ -28,7 +21,6 @@ from tests.notifier_support import (
     new_secret,
     publish_change,
     stage_change,
-    write_rules,
 )
 
 pytestmark = pytest.mark.e2e
@@ -54,55 +46,19 @@ RECORDING_BLOCKED = (
 
 
 @pytest.fixture
-def env(
-    kafka_env: dict[str, str], topic_env: dict[str, str], database_url: str, tmp_path: Path
+async def env(
+    kafka_env: dict[str, str], topic_env: dict[str, str], postgres_admin_dsn: str, tmp_path: Path
 ) -> dict[str, str]:
-    rules = tmp_path / "rules"
-    write_rules(rules, RULES)
-    values = {
-        **kafka_env,
-        **topic_env,
-        "DATABASE_URL": database_url,
-        "NOTIFIER_GROUP_ID": unique("notifier"),
-        "NOTIFIER_RULES_DIR": str(rules),
-        "NOTIFIER_POLL_INTERVAL_S": "0.2",
-        "NOTIFIER_ATTEMPT_TIMEOUT_S": "2",
-        "NOTIFIER_CLAIM_GRACE_S": "1",
-        "NOTIFIER_BATCH_SIZE": "20",
-    }
-    migrate_notifier(values)
-    return values
-
-
-@pytest.fixture
-def processes() -> Iterator[list[NotifierProcess]]:
-    started: list[NotifierProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-async def publisher(kafka_settings: KafkaSettings) -> AsyncIterator[AiokafkaPublisher]:
-    producer = AIOKafkaProducer(**producer_kwargs(kafka_settings, client_id="e2e"))
-    await producer.start()
-    try:
-        yield AiokafkaPublisher(producer)
-    finally:
-        await producer.stop()
-
-
-async def _start(env: dict[str, str], logs: Path, name: str) -> NotifierProcess:
-    process = start_notifier_process(env, logs, name)
-    await asyncio.to_thread(wait_ready, process)
-    return process
+    base = {**kafka_env, **topic_env}
+    return await notifier_environment(
+        base, postgres_admin_dsn, tmp_path / "rules", RULES, NOTIFIER_BATCH_SIZE="20"
+    )
 
 
 async def test_kill_9_after_a_batch_was_answered_and_before_it_was_recorded_resends_it_once(
     env: dict[str, str],
-    processes: list[NotifierProcess],
+    processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
-    tmp_path: Path,
 ) -> None:
     secret = new_secret()
     dsn = env["DATABASE_URL"]
@@ -111,7 +67,7 @@ async def test_kill_9_after_a_batch_was_answered_and_before_it_was_recorded_rese
     try:
         with WebhookReceiver(secret) as receiver:
             env = {**env, "HOOK_URL": receiver.url, "HOOK_SECRET": secret}
-            processes.append(first := await _start(env, tmp_path / "logs", "first"))
+            first = await processes.start(env, "first")
             when = datetime.now(UTC)
             for contact in contacts:
                 change = stage_change(
@@ -139,7 +95,7 @@ async def test_kill_9_after_a_batch_was_answered_and_before_it_was_recorded_rese
             unrecorded = await db.fetchval("SELECT count(*) FROM followups WHERE status='sent'")
             assert unrecorded == 0
 
-            processes.append(await _start(env, tmp_path / "logs", "second"))
+            await processes.start(env, "second")
 
             async def all_sent() -> bool:
                 sent = "SELECT count(*) FROM followups WHERE status = 'sent'"

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
-from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
-from funnel_shared.settings import KafkaSettings
+from funnel_shared.kafka import AiokafkaPublisher
 
-from tests.conftest import migrated_copy, unique
 from tests.e2e.notifier_processes import (
-    NotifierProcess,
-    start_notifier_process,
-    wait_ready,
+    NotifierProcesses,
+    notifier_environment,
 )
 from tests.notifier_support import (
     Reply,
@@ -27,7 +22,6 @@ from tests.notifier_support import (
     new_secret,
     publish_change,
     stage_change,
-    write_rules,
 )
 
 pytestmark = pytest.mark.e2e
@@ -46,49 +40,14 @@ rules:
 async def notifier_env(
     kafka_env: dict[str, str], topic_env: dict[str, str], postgres_admin_dsn: str, tmp_path: Path
 ) -> dict[str, str]:
-    rules = tmp_path / "rules"
-    write_rules(rules, RULES)
-    env = {
-        **kafka_env,
-        **topic_env,
-        "DATABASE_URL": await migrated_copy(postgres_admin_dsn, "funnel-notifier"),
-        "NOTIFIER_GROUP_ID": unique("notifier"),
-        "NOTIFIER_RULES_DIR": str(rules),
-        "NOTIFIER_POLL_INTERVAL_S": "0.2",
-        "NOTIFIER_ATTEMPT_TIMEOUT_S": "2",
-        "NOTIFIER_CLAIM_GRACE_S": "1",
+    base = {**kafka_env, **topic_env}
+    quick_retries = {
         "NOTIFIER_BACKOFF_BASE_S": "0.2",
         "NOTIFIER_BACKOFF_MAX_S": "1",
         "NOTIFIER_RETRY_BACKOFF_S": "0.2",
     }
-    return env
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[list[NotifierProcess]]:
-    started: list[NotifierProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-async def publisher(kafka_settings: KafkaSettings) -> AsyncIterator[AiokafkaPublisher]:
-    producer = AIOKafkaProducer(**producer_kwargs(kafka_settings, client_id="e2e"))
-    await producer.start()
-    try:
-        yield AiokafkaPublisher(producer)
-    finally:
-        await producer.stop()
-
-
-async def _start(
-    env: dict[str, str], logs: Path, name: str, started: list[NotifierProcess]
-) -> NotifierProcess:
-    process = start_notifier_process(env, logs, name)
-    started.append(process)
-    await asyncio.to_thread(wait_ready, process)
-    return process
+    rules = tmp_path / "rules"
+    return await notifier_environment(base, postgres_admin_dsn, rules, RULES, **quick_retries)
 
 
 async def _count(dsn: str, sql: str, *args: object) -> int:
@@ -101,9 +60,8 @@ async def _count(dsn: str, sql: str, *args: object) -> int:
 
 async def test_kill_9_before_the_commit_and_during_dispatch_loses_and_repeats_nothing(
     notifier_env: dict[str, str],
-    processes: list[NotifierProcess],
+    processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
-    tmp_path: Path,
 ) -> None:
     secret = new_secret()
     dsn = notifier_env["DATABASE_URL"]
@@ -117,7 +75,7 @@ async def test_kill_9_before_the_commit_and_during_dispatch_loses_and_repeats_no
             "HOOK_SECRET": secret,
             "NOTIFIER_ATTEMPT_TIMEOUT_S": "8",
         }
-        first = await _start(env, tmp_path / "logs", "first", processes)
+        first = await processes.start(env, "first")
 
         # 1. Consumed, not stored, not committed: the insert waits on our table lock.
         locker = await asyncpg.connect(dsn)
@@ -139,15 +97,13 @@ async def test_kill_9_before_the_commit_and_during_dispatch_loses_and_repeats_no
         assert await _count(dsn, "SELECT count(*) FROM received_stage_changes") == 0
 
         # 2. Redelivered and stored; killed while the receiver holds the first webhook.
-        second = await _start(
-            {**env, "NOTIFIER_BATCH_SIZE": "1"}, tmp_path / "logs", "second", processes
-        )
+        second = await processes.start({**env, "NOTIFIER_BATCH_SIZE": "1"}, "second")
         await eventually(receiver.held.is_set, timeout_s=90, what="a webhook in flight")
         second.kill_hard()
         receiver.release()  # The held request ends unanswered.
 
         # 3. A fresh process sends the rest and takes over the abandoned attempt.
-        await _start(env, tmp_path / "logs", "third", processes)
+        await processes.start(env, "third")
 
         async def all_sent() -> bool:
             sent = "SELECT count(*) FROM followups WHERE status = 'sent'"
@@ -176,9 +132,8 @@ async def test_kill_9_before_the_commit_and_during_dispatch_loses_and_repeats_no
 
 async def test_two_replicas_on_one_database_deliver_each_follow_up_exactly_once(
     notifier_env: dict[str, str],
-    processes: list[NotifierProcess],
+    processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
-    tmp_path: Path,
 ) -> None:
     secret = new_secret()
     contacts = [f"c-{uuid.uuid4().hex}" for _ in range(24)]
@@ -190,8 +145,8 @@ async def test_two_replicas_on_one_database_deliver_each_follow_up_exactly_once(
             "NOTIFIER_BATCH_SIZE": "3",
         }
         await asyncio.gather(
-            _start(env, tmp_path / "logs", "one", processes),
-            _start(env, tmp_path / "logs", "two", processes),
+            processes.start(env, "one"),
+            processes.start(env, "two"),
         )
         for contact in contacts:
             change = stage_change(contact, funnel="hourglass", to_stage="closed")
@@ -212,15 +167,14 @@ async def test_two_replicas_on_one_database_deliver_each_follow_up_exactly_once(
 
 async def test_admin_api_lists_shows_and_retries_a_dead_follow_up(
     notifier_env: dict[str, str],
-    processes: list[NotifierProcess],
+    processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
-    tmp_path: Path,
 ) -> None:
     secret = new_secret()
     contact = f"c-{uuid.uuid4().hex}"
     with WebhookReceiver(secret, [Reply(410)]) as receiver:
         env = {**notifier_env, "HOOK_URL": receiver.url, "HOOK_SECRET": secret}
-        notifier = await _start(env, tmp_path / "logs", "admin", processes)
+        notifier = await processes.start(env, "admin")
         change = stage_change(contact, funnel="hourglass", to_stage="closed")
         await publish_change(publisher, notifier_env["TOPIC_STAGE_CHANGED"], change)
         async with httpx.AsyncClient(base_url=notifier.url) as client:

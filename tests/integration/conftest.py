@@ -10,10 +10,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 from funnel_notifier.runtime import Runtime
 from funnel_notifier.settings import NotifierSettings
-from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from pydantic import SecretStr
 
@@ -106,16 +104,6 @@ async def start_notifier(
     yield start
     for runtime in reversed(runtimes):
         await runtime.stop()
-
-
-@pytest.fixture
-async def publisher(kafka_settings: KafkaSettings) -> AsyncIterator[AiokafkaPublisher]:
-    producer = AIOKafkaProducer(**producer_kwargs(kafka_settings, client_id="test"))
-    await producer.start()
-    try:
-        yield AiokafkaPublisher(producer)
-    finally:
-        await producer.stop()
 
 
 @pytest.fixture
