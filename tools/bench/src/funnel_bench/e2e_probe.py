@@ -82,12 +82,32 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
     await consumer.stop()
     latencies = sorted((seen[m] - t) * 1000 for m, t in acked.items() if m in seen)
     return {
+        "by_third": _by_third(acked, seen, started, send_seconds),
         "sent": total,
         "acked": len(acked),
         "matched": len(latencies),
         "send_seconds": send_seconds,
         "latencies_ms": latencies,
     }
+
+
+def _by_third(
+    acked: dict[str, float], seen: dict[str, float], started: float, seconds: float
+) -> list[dict[str, float | None]]:
+    """p50 and p99 of the events sent in each third of the run: shows a drift over time."""
+    thirds: list[list[float]] = [[], [], []]
+    for message_id, at in acked.items():
+        if message_id in seen:
+            third = min(2, int(3 * (at - started) / max(seconds, 1e-9)))
+            thirds[third].append((seen[message_id] - at) * 1000)
+    return [{"p50_ms": _nearest(t, 50), "p99_ms": _nearest(t, 99)} for t in thirds]
+
+
+def _nearest(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered), max(1, round(q / 100 * len(ordered) + 0.5))) - 1], 1)
 
 
 def main() -> None:

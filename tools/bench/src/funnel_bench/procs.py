@@ -19,6 +19,7 @@ __all__ = [
     "CpuMeter",
     "Finished",
     "Service",
+    "cpu_seconds",
     "entry_point",
     "http_status",
     "run_measured",
