@@ -16,7 +16,7 @@ from faust.types.transports import ProducerT
 
 from funnel_stage_engine.batch import Outbound
 
-__all__ = ["FaustPublisher", "TableStateStore", "consumer_lag", "flush_table_writes_fully"]
+__all__ = ["FaustPublisher", "TableStateStore", "consumer_lag"]
 
 
 class FaustPublisher:
@@ -64,27 +64,6 @@ class TableStateStore:
     def set(self, contact_id: str, state: dict[str, Any], *, origin: EventT[Any] | None) -> None:
         with _handling(origin):
             self._table[contact_id] = state
-
-
-def flush_table_writes_fully(buffer: Any) -> None:
-    """Make the buffer's ``flush()`` return only once no table write is waiting in it.
-
-    Faust flushes the producer before it commits offsets, but its buffer flush
-    gives up when no record leaves for 0.1 s (a send waiting on a full client batch
-    on a slow broker), and the commit goes ahead: an offset could then cover a
-    record whose new state never reached the changelog, and a crash would lose that
-    state. With this, the commit waits until every buffered write went to the
-    client, whose own flush (next in faust's commit) waits for the broker's acks.
-
-    ``buffer`` is faust's ``ProducerBuffer`` (anything with ``size`` and ``flush()``).
-    """
-    flush_once = buffer.flush
-
-    async def flush() -> None:
-        while buffer.size:
-            await flush_once()
-
-    buffer.flush = flush
 
 
 @contextmanager

@@ -23,12 +23,7 @@ from faust.types import TableT, TopicT, TransportT
 from faust.types.transports import ProducerT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.adapters import (
-    FaustPublisher,
-    TableStateStore,
-    consumer_lag,
-    flush_table_writes_fully,
-)
+from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
 from funnel_stage_engine.batch import Inbound
 from funnel_stage_engine.commands import Tick
 from funnel_stage_engine.deadlines import DeadlineIndex
@@ -67,7 +62,6 @@ class StageEngineApp(faust.App):
     def _new_producer(self) -> ProducerT:
         producer = super()._new_producer()
         producer.buffer.max_messages = self.producer_buffer_max
-        flush_table_writes_fully(producer.buffer)
         return producer
 
 
