@@ -9,10 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
+from fastapi import FastAPI
 from funnel_shared.events import StageChanged
 from funnel_shared.settings import DatabaseSettings, KafkaSettings
+from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.projection import Projection
+from funnel_stage_engine.web import create_web_app
 
+from tests.journey_set import funnels_under_test
 from tests.stage_outputs import Output, publish_outputs
 
 
@@ -89,3 +93,13 @@ async def projected(
 
         await wait_until(stored, f"{len(outputs)} outputs to be projected")
         yield projection
+
+
+def read_web_app(projection: Projection) -> FastAPI:
+    """The stage engine's read API and pages over ``projection``, for the test funnels."""
+    return create_web_app(
+        funnels=funnels_under_test(),
+        projection=projection,
+        metrics=StageEngineMetrics(),
+        worker_status=lambda: "",
+    )

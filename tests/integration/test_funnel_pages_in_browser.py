@@ -10,13 +10,11 @@ import pytest
 import uvicorn
 from funnel_devstack.processes import free_port
 from funnel_shared.settings import KafkaSettings, TopicSettings
-from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.web import create_web_app
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
 from tests.browser import CHROMIUM_ARGS, chromium_executable
-from tests.journey_set import STAGES, funnels_under_test, journey_set
-from tests.projection_helpers import projected, wait_until
+from tests.journey_set import STAGES, journey_set
+from tests.projection_helpers import projected, read_web_app, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +28,7 @@ async def pages_url(
     async with projected(
         kafka_settings, outputs, database_url=projection_database, topic=topics.stage_changed
     ) as projection:
-        app = create_web_app(
-            funnels=funnels_under_test(),
-            projection=projection,
-            metrics=StageEngineMetrics(),
-            worker_status=lambda: "",
-        )
+        app = read_web_app(projection)
         port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
         server = uvicorn.Server(config)

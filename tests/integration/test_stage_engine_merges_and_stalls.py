@@ -9,12 +9,10 @@ from datetime import timedelta
 import httpx
 import pytest
 from funnel_shared.settings import KafkaSettings, TopicSettings
-from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.web import create_web_app
 
 from tests.contact_events import START
-from tests.journey_set import HOUR, STAGES, funnels_under_test
-from tests.projection_helpers import projected
+from tests.journey_set import HOUR, STAGES
+from tests.projection_helpers import projected, read_web_app
 from tests.stage_outputs import Output, journey, merged, stalled
 
 pytestmark = pytest.mark.integration
@@ -57,12 +55,7 @@ async def client(
         database_url=module_projection_database,
         topic=module_topics.stage_changed,
     ) as projection:
-        app = create_web_app(
-            funnels=funnels_under_test(),
-            projection=projection,
-            metrics=StageEngineMetrics(),
-            worker_status=lambda: "",
-        )
+        app = read_web_app(projection)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http, run

@@ -11,12 +11,10 @@ import httpx
 import pytest
 from funnel_shared.events import StageBlocked, StageChanged
 from funnel_shared.settings import KafkaSettings, TopicSettings
-from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.web import create_web_app
 
 from tests.contact_events import START
 from tests.journey_set import HOUR, STAGES, STEPS, funnels_under_test, journey_set
-from tests.projection_helpers import projected
+from tests.projection_helpers import projected, read_web_app
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +39,7 @@ async def read_api(
         database_url=module_projection_database,
         topic=module_topics.stage_changed,
     ) as projection:
-        app = create_web_app(
-            funnels=funnels_under_test(),
-            projection=projection,
-            metrics=StageEngineMetrics(),
-            worker_status=lambda: "",
-        )
+        app = read_web_app(projection)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield ReadApi(client=client, run=run, outputs=outputs)
