@@ -28,7 +28,7 @@ from funnel_devstack.processes import free_port
 from funnel_shared.kafka import AiokafkaPublisher, ensure_topics, producer_kwargs
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
-from tests.processes import entry_point
+from tests.support.processes import entry_point
 
 USE_DOCKER = os.environ.get("FUNNEL_TEST_BACKEND") == "docker"
 

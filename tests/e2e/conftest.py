@@ -20,8 +20,8 @@ from funnel_devstack.services import ServiceSpec, service_specs, wait_until_read
 from funnel_shared.settings import KafkaSettings
 
 from tests.conftest import create_topics, migrated_copy, topic_environment
-from tests.e2e.notifier_processes import NotifierProcesses
-from tests.processes import log_tail, start_logged
+from tests.support.notifier_processes import NotifierProcesses
+from tests.support.processes import log_tail, start_logged
 
 WRITE_KEY = "wk-e2e"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from funnel_bench.report import REPORT_KEYS
 
-from tests.processes import entry_point
+from tests.support.processes import entry_point
 
 RESULT_KEYS = {
     "name",

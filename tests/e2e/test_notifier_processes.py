@@ -11,11 +11,11 @@ import httpx
 import pytest
 from funnel_shared.kafka import AiokafkaPublisher
 
-from tests.e2e.notifier_processes import (
+from tests.support.notifier_processes import (
     NotifierProcesses,
     notifier_environment,
 )
-from tests.notifier_support import (
+from tests.support.notifier_support import (
     Reply,
     WebhookReceiver,
     eventually,

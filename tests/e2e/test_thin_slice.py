@@ -16,7 +16,7 @@ from funnel_shared.kafka import producer_kwargs
 from funnel_shared.settings import KafkaSettings
 
 from tests.e2e.conftest import WRITE_KEY, RunningSystem, _log_tail
-from tests.kafka_reader import Record, TopicReader
+from tests.support.kafka_reader import Record, TopicReader
 
 pytestmark = pytest.mark.e2e
 

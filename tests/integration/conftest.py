@@ -16,8 +16,8 @@ from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSetting
 from pydantic import SecretStr
 
 from tests.conftest import create_topics, migrated_copy, run_migrate, unique
-from tests.notifier_support import write_rules
-from tests.processes import StageEngineWorker
+from tests.support.notifier_support import write_rules
+from tests.support.processes import StageEngineWorker
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from tests.notifier_support import new_secret
+from tests.support.notifier_support import new_secret
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

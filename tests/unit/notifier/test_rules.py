@@ -15,7 +15,7 @@ from funnel_notifier.rules import (
     parse_rule_file,
 )
 
-from tests.notifier_support import new_secret, write_rules
+from tests.support.notifier_support import new_secret, write_rules
 
 GOOD = """
 funnel: lifecycle

@@ -14,7 +14,7 @@ from funnel_notifier.rules import LoadedRule, builtin_rules_dir, load_rules, par
 from funnel_notifier.triggers import Decoded, Invalid, Trigger, decode, plan_followups
 from funnel_shared.events import ContactMerged, StageStalled
 
-from tests.notifier_support import contact_merged, stage_change, stage_stalled
+from tests.support.notifier_support import contact_merged, stage_change, stage_stalled
 
 RULES = load_rules(builtin_rules_dir())
 

@@ -11,7 +11,7 @@ from funnel_notifier.channels.mail import EmailChannel, Renderer, SmtpConfig
 from funnel_notifier.rules import builtin_rules_dir, load_rules
 from funnel_notifier.triggers import Decoded, Ignored, Invalid, decode, plan_followups
 
-from tests.notifier_support import stage_change
+from tests.support.notifier_support import stage_change
 
 RULES = load_rules(builtin_rules_dir())
 

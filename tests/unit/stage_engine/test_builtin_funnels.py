@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from funnel_stage_engine.definitions import Funnel, load_funnels
 
-from tests.unit.stage_engine.journeys import T0, blocked, days, drive, identify, moves, page, track
+from tests.support.journeys import T0, blocked, days, drive, identify, moves, page, track
 
 
 @pytest.fixture(scope="module")

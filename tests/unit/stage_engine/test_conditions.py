@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from funnel_stage_engine.matching import Condition, Match, matches
 
-from tests.unit.stage_engine.journeys import contact_event, identify, page, track
+from tests.support.journeys import contact_event, identify, page, track
 
 ORDER = track(
     "Order Completed",

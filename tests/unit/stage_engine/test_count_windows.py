@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from funnel_stage_engine.windows import parse_duration
 
-from tests.unit.stage_engine.journeys import T0, days, drive, funnel, moves, page, track
+from tests.support.journeys import T0, days, drive, funnel, moves, page, track
 
 PRICING = funnel(
     """

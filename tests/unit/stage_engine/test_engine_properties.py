@@ -11,7 +11,7 @@ from funnel_stage_engine.engine import ContactState, evaluate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.stage_engine.journeys import PROCESSED_AT, T0, contact_event, drive, funnel
+from tests.support.journeys import PROCESSED_AT, T0, contact_event, drive, funnel
 
 BACK_AND_FORTH = funnel(
     """

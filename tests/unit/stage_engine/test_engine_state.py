@@ -8,7 +8,7 @@ from funnel_shared.events import StageChanged, stage_change_id
 from funnel_stage_engine.definitions import load_funnels
 from funnel_stage_engine.engine import ContactState, evaluate
 
-from tests.unit.stage_engine.journeys import (
+from tests.support.journeys import (
     PROCESSED_AT,
     T0,
     days,

@@ -9,7 +9,7 @@ from funnel_stage_engine.definitions import Funnel
 from funnel_stage_engine.engine import ContactState, FunnelState
 from funnel_stage_engine.identity import link_verdict, links_to_request, merge
 
-from tests.unit.stage_engine.journeys import PROCESSED_AT, T0, days, drive, funnel, page, track
+from tests.support.journeys import PROCESSED_AT, T0, days, drive, funnel, page, track
 
 LADDER = funnel(
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from funnel_shared.events import StageBlocked, stage_blocked_id
 from funnel_stage_engine.engine import ContactState, FunnelState
 
-from tests.unit.stage_engine.journeys import blocked, drive, funnel, moves, track
+from tests.support.journeys import blocked, drive, funnel, moves, track
 
 STRICT = funnel(
     """

@@ -10,7 +10,7 @@ from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
 from funnel_stage_engine.engine import ContactState
 from funnel_stage_engine.stalls import advance, next_deadline
 
-from tests.unit.stage_engine.journeys import PROCESSED_AT, T0, days, drive, funnel, track
+from tests.support.journeys import PROCESSED_AT, T0, days, drive, funnel, track
 
 TRIAL = funnel(
     """

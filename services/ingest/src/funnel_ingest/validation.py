@@ -1,6 +1,6 @@
 """Per-message validation and enrichment: one raw JSON value in, a ContactEvent or the reasons out.
 
-Pure: no I/O, so every rule is tested directly (tests/unit/test_ingest_validation.py).
+Pure: no I/O, so every rule is tested directly (tests/unit/ingest/test_validation.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,176 @@
+"""Stall and merge records trigger their rules: signed webhooks to a real receiver, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import asyncpg
+import pytest
+from funnel_shared.events import FollowUpEvent, StageChanged
+from funnel_shared.kafka import AiokafkaPublisher
+from funnel_shared.settings import KafkaSettings, TopicSettings
+
+from tests.integration.conftest import StartNotifier
+from tests.support.kafka_reader import read_records
+from tests.support.notifier_support import (
+    WebhookReceiver,
+    contact_merged,
+    eventually,
+    new_secret,
+    publish_change,
+    stage_change,
+    stage_stalled,
+)
+
+pytestmark = pytest.mark.integration
+
+RULES = """
+funnel: lifecycle
+rules:
+  - id: sales.stalled
+    trigger: stalled
+    stage: prospect
+    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
+  - id: crm.merged
+    trigger: merged
+    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
+"""
+
+
+async def _followups(db: asyncpg.Pool, contact: str) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT id::text, rule_id, stage, status FROM followups WHERE contact_id = $1", contact
+    )
+
+
+async def _latest_stage(db: asyncpg.Pool, contact: str) -> str | None:
+    value = await db.fetchval(
+        "SELECT stage FROM followup_contact_stages WHERE contact_id = $1", contact
+    )
+    return None if value is None else str(value)
+
+
+async def _sent_once(
+    db: asyncpg.Pool, receiver: WebhookReceiver, contact: str
+) -> dict[str, object]:
+    """Wait for the contact's one follow-up to be sent; return the webhook body."""
+
+    async def sent() -> bool:
+        rows = await _followups(db, contact)
+        return [row["status"] for row in rows] == ["sent"]
+
+    await eventually(sent, what="the follow-up sent")
+    [request] = receiver.requests
+    [row] = await _followups(db, contact)
+    assert request.verified
+    assert receiver.acknowledged() == {row["id"]: 1}
+    body: dict[str, object] = json.loads(request.body)
+    return body
+
+
+async def test_a_stall_sends_one_signed_webhook_and_its_move_updates_the_latest_stage_once(
+    start_notifier: StartNotifier,
+    publisher: AiokafkaPublisher,
+    topics: TopicSettings,
+    kafka_settings: KafkaSettings,
+    db: asyncpg.Pool,
+) -> None:
+    secret = new_secret()
+    contact = f"c-{uuid.uuid4().hex}"
+    stall = stage_stalled(
+        contact, stage="prospect", traits={"email": "p@x.example"}, move_to="lead"
+    )
+    # What the stage engine publishes after a stall with moveTo: the move as a stage change.
+    move = stage_change(contact, from_stage="prospect", to_stage="lead").model_copy(
+        update={"cause_kind": "stall", "cause_message_id": stall.id, "event_time": stall.event_time}
+    )
+    with WebhookReceiver(secret) as receiver:
+        await start_notifier(RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
+        for record in (stall, stall, move):  # The stall is redelivered; same key, same partition.
+            await publish_change(publisher, topics.stage_changed, record)
+        # The move comes after both copies of the stall, so once it is stored both were read.
+        await eventually(lambda: _is_at(db, contact, "lead"), what="the move stored")
+        body = await _sent_once(db, receiver, contact)
+
+    [row] = await _followups(db, contact)
+    assert (row["rule_id"], row["stage"]) == ("sales.stalled", "prospect")
+    assert body["type"] == "followup.stalled"
+    data = body["data"]
+    assert isinstance(data, dict)
+    assert data["rule"] == {
+        "id": "sales.stalled",
+        "trigger": "stalled",
+        "funnel": "lifecycle",
+        "stage": "prospect",
+    }
+    assert data["stall"] == stall.model_dump(mode="json")
+    # The stall itself is not a stage change; only the move that followed it was stored.
+    changes = await db.fetch("SELECT id FROM received_stage_changes WHERE contact_id=$1", contact)
+    assert [r["id"] for r in changes] == [move.id]
+    await _lifecycle_published(kafka_settings, topics, row["id"], "stalled", "prospect")
+
+
+async def test_a_merge_sends_one_signed_webhook_for_the_surviving_contact(
+    start_notifier: StartNotifier,
+    publisher: AiokafkaPublisher,
+    topics: TopicSettings,
+    kafka_settings: KafkaSettings,
+    db: asyncpg.Pool,
+) -> None:
+    secret = new_secret()
+    contact, anonymous = f"u-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}"
+    merged = contact_merged(
+        contact, anonymous, current_stage="prospect", traits={"email": "u@x.example"}
+    )
+    # The merge moved the identified contact, so a stage change with causeKind merge follows.
+    move: StageChanged = stage_change(contact, to_stage="prospect").model_copy(
+        update={
+            "cause_kind": "merge",
+            "cause_message_id": merged.merge_id,
+            "event_time": merged.event_time,
+        }
+    )
+    with WebhookReceiver(secret) as receiver:
+        await start_notifier(RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
+        for record in (merged, merged, move):
+            await publish_change(publisher, topics.stage_changed, record)
+        await eventually(lambda: _is_at(db, contact, "prospect"), what="the move stored")
+        body = await _sent_once(db, receiver, contact)
+
+    [row] = await _followups(db, contact)
+    assert (row["rule_id"], row["stage"]) == ("crm.merged", None)
+    assert body["type"] == "followup.merged"
+    data = body["data"]
+    assert isinstance(data, dict)
+    assert data["rule"] == {
+        "id": "crm.merged",
+        "trigger": "merged",
+        "funnel": "lifecycle",
+        "stage": None,
+    }
+    assert data["merge"] == merged.model_dump(mode="json")
+    assert await db.fetchval("SELECT count(*) FROM followups WHERE contact_id=$1", anonymous) == 0
+    await _lifecycle_published(kafka_settings, topics, row["id"], "merged", None)
+
+
+async def _is_at(db: asyncpg.Pool, contact: str, stage: str) -> bool:
+    return await _latest_stage(db, contact) == stage
+
+
+async def _lifecycle_published(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    followup_id: str,
+    trigger: str,
+    stage: str | None,
+) -> None:
+    records = await asyncio.to_thread(
+        read_records, kafka_settings.bootstrap_servers, topics.followups, expected=2
+    )
+    events = [FollowUpEvent.model_validate_json(record.value) for record in records]
+    assert [(e.status, e.followup_id, e.trigger, e.stage) for e in events] == [
+        ("scheduled", followup_id, trigger, stage),
+        ("sent", followup_id, trigger, stage),
+    ]
