@@ -45,7 +45,10 @@ def _dockerfile_env(path: Path) -> dict[str, str]:
     for line in final.splitlines():
         keyword, _, args = line.strip().partition(" ")
         if keyword.upper() == "ENV":
-            env.update(word.split("=", 1) for word in shlex.split(args) if "=" in word)
+            for word in shlex.split(args):
+                name, equals, value = word.partition("=")
+                if equals:
+                    env[name] = value
     return env
 
 
