@@ -9,7 +9,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint packages browser unit integration e2e schemas clean bench
+.PHONY: dev test install lint packages browser unit integration e2e schemas docs clean bench
 
 dev: install
 	$(VENV)/bin/funnel-dev
@@ -35,7 +35,8 @@ lint: install
 # Each package declares what it imports: sync it alone and import its entry point.
 SOLO := funnel-shared:funnel_shared.kafka funnel-ingest:funnel_ingest.main \
 	funnel-stage-engine:funnel_stage_engine.main funnel-notifier:funnel_notifier.main \
-	funnel-devstack:funnel_devstack.main funnel-bench:funnel_bench.main
+	funnel-devstack:funnel_devstack.main funnel-bench:funnel_bench.main \
+	funnel-docgen:funnel_docgen.main
 packages: $(UV)
 	@for pair in $(SOLO); do \
 		pkg=$${pair%%:*}; module=$${pair##*:}; env=.tools/solo/$$pkg; \
@@ -76,6 +77,11 @@ bench: install
 # Regenerate docs/schemas after changing an event model.
 schemas: install
 	$(VENV)/bin/python -m funnel_shared.schemas docs/schemas
+
+# Regenerate docs/configuration.md, .env.example and docs/asyncapi.yaml from the settings
+# classes' field descriptions, the event models and the topic settings (a test fails on drift).
+docs: schemas
+	$(VENV)/bin/funnel-docgen
 
 clean:
 	rm -rf .tools $(VENV) .funnel-dev .pytest_cache .mypy_cache .ruff_cache

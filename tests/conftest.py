@@ -33,7 +33,7 @@ from tests.support.processes import entry_point
 USE_DOCKER = os.environ.get("FUNNEL_TEST_BACKEND") == "docker"
 
 # The embedded broker holds a new group's first join for about half the session
-# timeout (notes/broker.md), and the suite joins well over a hundred groups.
+# timeout (docs/embedded-broker.md), and the suite joins well over a hundred groups.
 EMBEDDED_TEST_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "4000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
 
 

@@ -25,8 +25,8 @@ def _list_from_env(value: Any) -> Any:
 class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(default=8000, description="Port of the HTTP server.")
     write_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
         description=(
@@ -35,19 +35,29 @@ class IngestSettings(BaseSettings):
         ),
     )
     produce_timeout_s: float = Field(
-        default=10.0, gt=0, description="How long to wait for the broker's ack before 503."
+        default=10.0,
+        gt=0,
+        description="How long to wait for the broker's ack, then answer 503 with Retry-After.",
     )
-    retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with a 503.")
+    retry_after_s: int = Field(
+        default=5, ge=1, description="Retry-After (seconds) sent with a 503."
+    )
     max_message_bytes: int = Field(
-        default=32 * 1024, ge=1, description="Largest single message, as JSON (Segment: 32 KB)."
+        default=32 * 1024,
+        ge=1,
+        description="Largest single message, as JSON (Segment: 32 KB); beyond it, 413.",
     )
     max_request_bytes: int = Field(
         default=500 * 1024,
         ge=1,
-        description="Largest request body, both as sent and after gzip (Segment: 500 KB).",
+        description=(
+            "Largest request body, both as sent and after gzip (Segment: 500 KB); beyond it, 413."
+        ),
     )
     max_batch_messages: int = Field(
-        default=2500, ge=1, description="Most messages in one batch (Segment: 2,500)."
+        default=2500,
+        ge=1,
+        description="Most messages in one batch (Segment: 2,500); beyond it, 413.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"],
@@ -64,7 +74,7 @@ class IngestSettings(BaseSettings):
         default=None,
         description=(
             "Requests allowed per write key, e.g. '100/second' or '1000 per minute'"
-            " (a moving window). Unset: no limit."
+            " (a moving window, per replica); beyond it, 429. Unset: no limit."
         ),
     )
     public_url: str | None = Field(

@@ -13,15 +13,23 @@ __all__ = ["NotifierSettings"]
 class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = 8002
-    group_id: str = Field(default="funnel-notifier", description="Kafka consumer group.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the admin API listens on. It has no authentication of its own.",
+    )
+    port: int = Field(default=8002, description="Port of the admin API and /metrics.")
+    group_id: str = Field(
+        default="funnel-notifier", description="Kafka consumer group of the stage-changed topic."
+    )
     retry_backoff_s: float = Field(
-        default=1.0, gt=0, description="Pause before retrying a batch the database refused."
+        default=1.0, gt=0, description="Pause before re-reading records the database refused."
     )
     rules_dir: Path | None = Field(
         default=None,
-        description="Follow-up rule files, with templates/ inside. None: the shipped examples.",
+        description=(
+            "Directory of follow-up rule files, with templates/ inside. Unset: the shipped"
+            " examples."
+        ),
     )
     poll_interval_s: float = Field(
         default=1.0,
@@ -34,7 +42,11 @@ class NotifierSettings(BaseSettings):
     batch_size: int = Field(
         default=20, ge=1, description="Follow-ups one dispatcher takes at once."
     )
-    attempt_timeout_s: float = Field(default=10.0, gt=0, description="Per delivery attempt.")
+    attempt_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Bounds a whole delivery attempt (connect, send, read the answer).",
+    )
     claim_grace_s: float = Field(
         default=5.0,
         ge=0,
@@ -44,16 +56,23 @@ class NotifierSettings(BaseSettings):
         ),
     )
     max_attempts: int = Field(default=8, ge=1, description="Then the follow-up is dead.")
-    backoff_base_s: float = Field(default=5.0, gt=0, description="First retry after ~this.")
-    backoff_max_s: float = Field(default=3600.0, gt=0, description="Longest backoff.")
+    backoff_base_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="First retry after about this; it doubles per attempt, with jitter.",
+    )
+    backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="Longest backoff between attempts."
+    )
     retry_after_max_s: float = Field(
         default=86400.0, gt=0, description="Longest Retry-After honoured."
     )
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for e-mail follow-ups.")
+    smtp_port: int = Field(default=25, description="SMTP port (make dev: its sink on 1025).")
+    smtp_username: str | None = Field(default=None, description="SMTP login. Unset: none.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
     smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection to TLS.")
     message_id_domain: str = Field(
-        default="funnel.notifier", description="Right-hand side of e-mail Message-IDs."
+        default="funnel.notifier",
+        description="Right-hand side of e-mail Message-IDs: <follow-up id@this>.",
     )

@@ -19,22 +19,28 @@ class StageEngineSettings(BaseSettings):
         default="funnel-stage-engine",
         description="Faust app id: the consumer group and the prefix of its internal topics.",
     )
-    host: str = "127.0.0.1"
-    port: int = 8001
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(
+        default=8001, description="Port of the read API, the funnel pages and /metrics."
+    )
     data_dir: Path = Field(
         default=Path(".funnel-data/stage-engine"),
         description="Faust's local data directory (the RocksDB files live here).",
     )
     funnels_dir: Path | None = Field(
         default=None,
-        description="Directory of funnel definition files. Unset: the built-in funnels.",
+        description=(
+            "Directory of funnel definition files (*.yaml, *.yml), validated at start; it"
+            " replaces the built-ins. Unset: the built-in funnels."
+        ),
     )
     store: str = Field(
         default="rocksdb://",
         description=(
             "Where the contact-state table lives between restarts: rocksdb:// keeps it on"
             " disk in data_dir and replays only the changelog tail; memory:// rebuilds it"
-            " from the whole changelog topic at every start."
+            " from the whole changelog topic at every start (the dev stack uses it, as the"
+            " embedded broker forgets its topics on restart)."
         ),
     )
     commit_interval_s: float = Field(

