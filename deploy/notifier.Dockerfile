@@ -23,6 +23,7 @@ COPY services/stage-engine/pyproject.toml services/stage-engine/
 COPY services/notifier/pyproject.toml services/notifier/
 COPY tools/bench/pyproject.toml tools/bench/
 COPY tools/devstack/pyproject.toml tools/devstack/
+COPY tools/docgen/pyproject.toml tools/docgen/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package funnel-notifier
 # Then only the shared library and this service, installed as wheels (not editable),
