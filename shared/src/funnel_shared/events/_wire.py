@@ -1,18 +1,12 @@
-"""The wire convention every event shares: camelCase names, snake_case attributes."""
+"""The wire convention every event shares: ``funnel_shared.camel``'s camelCase."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from funnel_shared.camel import CamelModel
 
 __all__ = ["JsonObject", "Wire"]
 
 JsonObject = dict[str, Any]
-
-
-class Wire(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
-    )
+Wire = CamelModel
