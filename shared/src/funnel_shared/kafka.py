@@ -1,16 +1,18 @@
-"""Kafka helpers: client parameters from settings, topic creation, publishing.
+"""Kafka helpers: client parameters from settings, topic creation, the aiokafka publisher.
 
 Everything that knows aiokafka's argument names lives here, so the services
 stay free of broker tuning and the embedded broker is only configuration.
+The publisher seam itself (``Publisher``, ``publish_all``) is in
+``funnel_shared.publishing``; ``OutboundRecord``, ``Publisher`` and ``publish``
+are also importable from here, where they used to live.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,6 +21,7 @@ from pydantic import BaseModel
 
 from funnel_shared.cloudevents import cloudevent_headers
 from funnel_shared.events import RejectedRecord
+from funnel_shared.publishing import OutboundRecord, Publisher, publish
 from funnel_shared.settings import KafkaSettings
 
 __all__ = [
@@ -127,33 +130,17 @@ def creation_failures(topic_errors: Iterable[Sequence[Any]]) -> list[str]:
     return failures
 
 
-class Publisher(Protocol):
-    """The one outbound Kafka seam: send a record and wait for the broker's ack."""
-
-    async def publish(
-        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None: ...
-
-
 class AiokafkaPublisher:
-    """Publisher over an aiokafka producer. Returns only once the broker acknowledged."""
+    """``Publisher`` over an aiokafka producer: ``send()`` buffers, its future is the ack."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
 
-    async def publish(
-        self, topic: str, *, key: str, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        await self._producer.send_and_wait(topic, key=key.encode(), value=value, headers=headers)
-
-
-@dataclass(frozen=True)
-class OutboundRecord:
-    """A record ready to send: JSON value and CloudEvents headers."""
-
-    key: str
-    value: bytes
-    headers: list[tuple[str, bytes]]
+    async def send(self, topic: str, record: OutboundRecord) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, key=record.key.encode(), value=record.value, headers=record.headers
+        )
+        return future
 
 
 def encode_model(
@@ -190,7 +177,3 @@ def rejected_record(
         source=f"/funnel/{service}",
         time=record.rejected_at,
     )
-
-
-async def publish(publisher: Publisher, topic: str, record: OutboundRecord) -> None:
-    await publisher.publish(topic, key=record.key, value=record.value, headers=record.headers)

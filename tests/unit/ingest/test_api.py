@@ -11,7 +11,8 @@ from aiokafka.errors import KafkaConnectionError
 from fastapi.testclient import TestClient
 from funnel_shared.events import ContactEvent
 
-from tests.support.ingest_fakes import WRITE_KEY, FakePublisher, make_app
+from tests.support.fake_publisher import FakePublisher
+from tests.support.ingest_fakes import WRITE_KEY, make_app
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from funnel_shared.events import ContactEvent, RejectedRecord
 from funnel_shared.settings import TopicSettings
 
-from tests.support.ingest_fakes import WRITE_KEY, FakePublisher, make_app
+from tests.support.fake_publisher import FakePublisher
+from tests.support.ingest_fakes import WRITE_KEY, make_app
 
 TOPICS = TopicSettings()
 AUTH = (WRITE_KEY, "")

@@ -16,7 +16,8 @@ from funnel_shared.settings import TopicSettings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.ingest_fakes import WRITE_KEY, FakePublisher, make_app
+from tests.support.fake_publisher import FakePublisher
+from tests.support.ingest_fakes import WRITE_KEY, make_app
 
 TOPICS = TopicSettings()
 TYPES = ["track", "identify", "page", "screen", "group", "alias"]

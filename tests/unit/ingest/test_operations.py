@@ -12,7 +12,8 @@ from funnel_ingest.api_models import Accepted, BatchAccepted
 from funnel_ingest.errors import ErrorBody
 from funnel_shared.events import ContactEvent
 
-from tests.support.ingest_fakes import WRITE_KEY, FakePublisher, make_app
+from tests.support.fake_publisher import FakePublisher
+from tests.support.ingest_fakes import WRITE_KEY, make_app
 
 AUTH = (WRITE_KEY, "")
 ORIGIN = "https://shop.example.com"

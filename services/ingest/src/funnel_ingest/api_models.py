@@ -1,29 +1,32 @@
-"""Request and response bodies of the HTTP API, for the OpenAPI document and for answers."""
+"""Request and response bodies of the HTTP API, for the OpenAPI document and for answers.
+
+camelCase on the wire (``funnel_shared.camel``), which is also Segment's."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from funnel_shared.camel import CamelModel
 from funnel_shared.events import SegmentMessage
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 __all__ = ["Accepted", "BatchAccepted", "BatchRequest", "RejectedMessage"]
 
 
-class Accepted(BaseModel):
+class Accepted(CamelModel):
     """A single message, acknowledged by the broker."""
 
     success: bool = True
-    messageId: str
+    message_id: str
 
 
-class RejectedMessage(BaseModel):
+class RejectedMessage(CamelModel):
     index: int = Field(description="Position in the batch, from 0.")
-    messageId: str | None = Field(description="The message's own messageId, if it had one.")
+    message_id: str | None = Field(description="The message's own messageId, if it had one.")
     errors: list[str]
 
 
-class BatchAccepted(BaseModel):
+class BatchAccepted(CamelModel):
     """Every valid message acknowledged; every invalid one on the rejected topic."""
 
     success: bool = True
@@ -31,7 +34,7 @@ class BatchAccepted(BaseModel):
     rejected: list[RejectedMessage]
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(CamelModel):
     """``/v1/batch`` and ``/v1/import``. Batch-level ``context`` and ``integrations``
     merge into every message (a message's own values win); ``sentAt`` applies to
     every message that has none."""
@@ -41,5 +44,5 @@ class BatchRequest(BaseModel):
     batch: list[SegmentMessage] = Field(max_length=2500)
     context: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
-    sentAt: AwareDatetime | None = None
-    writeKey: str | None = Field(default=None, description="Instead of HTTP Basic auth.")
+    sent_at: AwareDatetime | None = None
+    write_key: str | None = Field(default=None, description="Instead of HTTP Basic auth.")

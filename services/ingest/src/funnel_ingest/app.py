@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from funnel_shared.kafka import Publisher
+from funnel_shared.operations import operations_router
+from funnel_shared.publishing import Publisher
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from funnel_ingest import operations, tracking
@@ -60,7 +61,19 @@ def create_app(
     )
     app.state.services = services
     app.add_exception_handler(IngestError, handle_ingest_error)
+
+    async def broker_problem() -> str | None:
+        return None if await producer.ready() else "broker unreachable"
+
     app.include_router(tracking.router)
+    app.include_router(
+        operations_router(
+            readiness=broker_problem,
+            registry=services.metrics.registry,
+            ready_summary="The broker is reachable",
+            not_ready="The broker did not answer.",
+        )
+    )
     app.include_router(operations.router)
     # Browsers on other origins: text/plain posts need no preflight; posts with
     # Authorization or application/json do, and get it answered here.

@@ -13,17 +13,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from funnel_shared.kafka import (
-    AiokafkaPublisher,
-    OutboundRecord,
-    Publisher,
-    producer_kwargs,
-    publish,
-)
+from funnel_shared import publishing
+from funnel_shared.kafka import AiokafkaPublisher, producer_kwargs
+from funnel_shared.publishing import Acks, OutboundRecord, Publisher
 from funnel_shared.settings import KafkaSettings
 
 from funnel_ingest.errors import IngestError
@@ -92,23 +87,9 @@ class ProducerHandle:
         assert self._publisher is not None
         return self._publisher
 
-    async def deliver(self, records: Sequence[tuple[str, OutboundRecord]]) -> list[Any]:
-        """Send every record and wait for all the acks: one result per record, an
-        exception where it failed (returned, not raised).
-
-        With the real producer every record is appended to aiokafka's buffer first
-        (``send()`` returns a future per record) and the acks are awaited together:
-        the sender task then ships them in few produce requests. One coroutine per
-        record awaiting ``send_and_wait()`` costs about twice the CPU per record.
-        """
-        publisher = await self.publisher()
-        if self._producer is None:  # The fake publisher the HTTP tests use.
-            return await asyncio.gather(
-                *(publish(publisher, topic, record) for topic, record in records),
-                return_exceptions=True,
-            )
-        futures = await _append_all(self._producer, records)
-        return await asyncio.gather(*futures, return_exceptions=True)
+    async def deliver(self, records: Sequence[tuple[str, OutboundRecord]]) -> Acks:
+        """Send every record and wait for all the acks: one outcome per record."""
+        return await publishing.publish_all(await self.publisher(), records)
 
     async def ready(self) -> bool:
         """True when the broker answers a metadata request within the timeout."""
@@ -122,32 +103,6 @@ class ProducerHandle:
         except _SEND_ERRORS:
             return False
         return True
-
-
-async def _append_all(
-    producer: AIOKafkaProducer, records: Sequence[tuple[str, OutboundRecord]]
-) -> list[asyncio.Future[Any]]:
-    """Every record into the producer's buffer; the futures resolve on the broker's ack."""
-    futures: list[asyncio.Future[Any]] = []
-    try:
-        for topic, record in records:
-            futures.append(
-                await producer.send(
-                    topic, key=record.key.encode(), value=record.value, headers=record.headers
-                )
-            )
-    except BaseException:
-        # The request fails (503); records already buffered may still be sent, which a
-        # 503 allows. Their outcome is nobody's concern now: retrieve it, unlogged.
-        for future in futures:
-            future.add_done_callback(_ignore_outcome)
-        raise
-    return futures
-
-
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 async def publish_all(
@@ -165,8 +120,7 @@ async def publish_all(
     outcome = "error"
     try:
         async with asyncio.timeout(timeout_s):
-            results = await handle.deliver(records)
-        failures = [result for result in results if isinstance(result, BaseException)]
+            failures = (await handle.deliver(records)).failures
         for failure in failures:
             if not isinstance(failure, _SEND_ERRORS):
                 raise failure

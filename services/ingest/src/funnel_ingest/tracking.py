@@ -113,7 +113,7 @@ async def accept_single(message_type: str, request: Request, services: IngestSer
         metrics=services.metrics,
     )
     services.metrics.labelled(services.metrics.accepted, event.type).inc()
-    return Accepted(messageId=event.message_id)
+    return Accepted(message_id=event.message_id)
 
 
 async def accept_batch(request: Request, services: IngestServices) -> BatchAccepted:
@@ -173,7 +173,7 @@ def _dead_letter(
     message_id = original.get("messageId") if isinstance(original, dict) else None
     answer = RejectedMessage(
         index=index,
-        messageId=message_id if isinstance(message_id, str) and _is_text(message_id) else None,
+        message_id=message_id if isinstance(message_id, str) and _is_text(message_id) else None,
         errors=outcome.errors,
     )
     record = rejected_record(
