@@ -6,14 +6,10 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from funnel_shared.events import BLOCKED_IDS, ContactEvent, SegmentMessageBase
+from funnel_shared.events import ContactEvent, SegmentMessageBase
+from funnel_shared.ids import is_blocked_id
 
-__all__ = ["is_blocked_id", "normalize"]
-
-
-def is_blocked_id(value: object) -> bool:
-    """Empty, "null", "undefined", "anonymous", "0", "-1": values that are not an id."""
-    return isinstance(value, str) and value.strip().lower() in BLOCKED_IDS
+__all__ = ["normalize"]
 
 
 def normalize(

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from funnel_shared.events import ContactEvent
+from funnel_shared.ids import is_blocked_id
 from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
 from pydantic import BaseModel
 
@@ -16,7 +17,6 @@ from funnel_ingest.auth import authenticate
 from funnel_ingest.batch import unpack_batch
 from funnel_ingest.body import check_content_type, decode_json, inflate, read_body, too_large
 from funnel_ingest.errors import IngestError
-from funnel_ingest.normalize import is_blocked_id
 from funnel_ingest.openapi import MESSAGE_MODELS, error_responses, request_body
 from funnel_ingest.produce import publish_all
 from funnel_ingest.proxies import client_ip

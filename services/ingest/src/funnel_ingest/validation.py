@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from funnel_shared.events import ContactEvent, SegmentMessage
+from funnel_shared.ids import is_blocked_id
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from funnel_ingest.normalize import is_blocked_id, normalize
+from funnel_ingest.normalize import normalize
 
 __all__ = [
     "MESSAGE_TYPES",
