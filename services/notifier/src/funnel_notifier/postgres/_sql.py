@@ -1,9 +1,9 @@
 """Enum values rendered into SQL text.
 
 Statuses are written into the query text rather than passed as parameters where
-the planner has to see them: the partial index ``followups_due`` (``WHERE status
-IN ('scheduled', 'retrying', 'sending')``) serves a query only when its status
-filter is a constant, which a generic plan over ``$n`` parameters is not.
+the planner has to see them: the partial index ``followups_due`` (on the due time
+of the follow-ups still to send) serves a query only when its status filter is a
+constant, which a generic plan over ``$n`` parameters is not.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _PLAIN = re.compile(r"^[a-z_]+$")
 
 
 def literal(value: StrEnum) -> str:
-    """``'scheduled'``: a quoted SQL text constant for one enum member."""
+    """A quoted SQL text constant for one enum member."""
     text = value.value
     if not _PLAIN.match(text):  # Only our own enum values, never input, reach this.
         raise ValueError(f"{text!r} is not a plain lower-case word")
@@ -26,5 +26,5 @@ def literal(value: StrEnum) -> str:
 
 
 def literals(values: Iterable[StrEnum]) -> str:
-    """``'scheduled', 'retrying'``: for an ``IN (...)`` list."""
+    """Quoted constants separated by commas, for an ``IN (...)`` list."""
     return ", ".join(literal(value) for value in values)
