@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from funnel_notifier.rules import builtin_rules_dir
+from funnel_notifier.domain.rules import builtin_rules_dir
 from funnel_shared.events import ContactMerged, StageChanged, StageStalled
 from funnel_shared.kafka import Publisher, encode_model, publish
 from standardwebhooks import Webhook, WebhookVerificationError

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from funnel_notifier.consumer import StageChangeConsumer
 from funnel_notifier.main import migrate
-from funnel_notifier.store import PostgresStageChangeStore
+from funnel_notifier.postgres.intake import PostgresStageChangeStore
 from funnel_shared.events import RejectedRecord, StageChanged
 from funnel_shared.kafka import (
     AiokafkaPublisher,

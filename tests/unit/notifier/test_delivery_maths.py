@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from funnel_notifier.backoff import is_final_status, next_delay_s, parse_retry_after
 from funnel_notifier.channels import Delivery
 from funnel_notifier.channels.webhook import webhook_body
-from funnel_notifier.signing import decode_secret, signature_headers
+from funnel_notifier.domain.backoff import is_final_status, next_delay_s, parse_retry_after
+from funnel_notifier.domain.signing import decode_secret, signature_headers
 from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError

@@ -6,14 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from funnel_notifier.main import check
-from funnel_notifier.rules import (
+from funnel_notifier.domain.rules import (
     RuleFileError,
     builtin_rules_dir,
     load_rules,
     parse_duration,
     parse_rule_file,
 )
+from funnel_notifier.main import check
 
 from tests.support.notifier_support import new_secret, write_rules
 

@@ -10,8 +10,8 @@ import pytest
 from funnel_notifier.channels import Delivery
 from funnel_notifier.channels.mail import EmailChannel, Renderer, SmtpConfig
 from funnel_notifier.channels.webhook import webhook_body
-from funnel_notifier.rules import LoadedRule, builtin_rules_dir, load_rules, parse_rule_file
-from funnel_notifier.triggers import Decoded, Invalid, Trigger, decode, plan_followups
+from funnel_notifier.domain.rules import LoadedRule, builtin_rules_dir, load_rules, parse_rule_file
+from funnel_notifier.domain.triggers import Decoded, Invalid, Trigger, decode, plan_followups
 from funnel_shared.events import ContactMerged, StageStalled
 
 from tests.support.notifier_support import contact_merged, stage_change, stage_stalled

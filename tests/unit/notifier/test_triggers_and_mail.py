@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from funnel_notifier.channels import Delivery
 from funnel_notifier.channels.mail import EmailChannel, Renderer, SmtpConfig
-from funnel_notifier.rules import builtin_rules_dir, load_rules
-from funnel_notifier.triggers import Decoded, Ignored, Invalid, decode, plan_followups
+from funnel_notifier.domain.rules import builtin_rules_dir, load_rules
+from funnel_notifier.domain.triggers import Decoded, Ignored, Invalid, decode, plan_followups
 
 from tests.support.notifier_support import stage_change
 

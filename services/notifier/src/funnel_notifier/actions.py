@@ -19,8 +19,14 @@ from funnel_notifier.channels import Channel
 from funnel_notifier.channels.kafka_task import KafkaTaskChannel
 from funnel_notifier.channels.mail import EmailChannel, Renderer, SmtpConfig, TemplateProblem
 from funnel_notifier.channels.webhook import WebhookChannel
-from funnel_notifier.rules import EmailAction, KafkaAction, LoadedRule, RuleFileError, WebhookAction
-from funnel_notifier.signing import decode_secret
+from funnel_notifier.domain.rules import (
+    EmailAction,
+    KafkaAction,
+    LoadedRule,
+    RuleFileError,
+    WebhookAction,
+)
+from funnel_notifier.domain.signing import decode_secret
 
 __all__ = ["ActiveRules", "Resources", "resolve_rules"]
 

@@ -1,28 +1,30 @@
-"""Admin API: list and filter follow-ups, show one with its attempts, retry a dead one."""
+"""Admin API: list and filter follow-ups, show one with its attempts, retry a dead one.
+
+The routes; the queries are in ``funnel_notifier.postgres.admin``.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from funnel_notifier.store import insert_event
+from funnel_notifier.domain.followups import AttemptOutcome, NotRetryable, Status
+from funnel_notifier.postgres import admin as queries
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/followups", tags=["follow-ups"])
 
-Status = Literal["scheduled", "sending", "retrying", "sent", "dead", "cancelled"]
-
 
 class FollowUpView(BaseModel):
     id: str
-    status: str
+    status: Status
     rule_id: str
     trigger: str
     channel: str
@@ -41,7 +43,7 @@ class FollowUpView(BaseModel):
 
 class AttemptView(BaseModel):
     number: int
-    outcome: str
+    outcome: AttemptOutcome
     started_at: datetime
     finished_at: datetime | None
     status_code: int | None
@@ -79,20 +81,8 @@ async def list_followups(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> FollowUpPage:
-    rows = await _pool(request).fetch(
-        """
-        SELECT * FROM followups
-        WHERE ($1::text IS NULL OR status = $1)
-          AND ($2::text IS NULL OR contact_id = $2)
-          AND ($3::text IS NULL OR rule_id = $3)
-        ORDER BY created_at DESC, id
-        LIMIT $4 OFFSET $5
-        """,
-        status,
-        contact,
-        rule,
-        limit,
-        offset,
+    rows = await queries.list_followups(
+        _pool(request), status=status, contact=contact, rule=rule, limit=limit, offset=offset
     )
     items = [FollowUpView.model_validate(_view(row)) for row in rows]
     return FollowUpPage(items=items, limit=limit, offset=offset)
@@ -100,13 +90,10 @@ async def list_followups(
 
 @router.get("/{followup_id}", response_model=FollowUpDetail)
 async def show_followup(request: Request, followup_id: uuid.UUID) -> FollowUpDetail:
-    pool = _pool(request)
-    row = await pool.fetchrow("SELECT * FROM followups WHERE id = $1", followup_id)
-    if row is None:
-        raise HTTPException(404, "no such follow-up")
-    attempts = await pool.fetch(
-        "SELECT * FROM followup_attempts WHERE followup_id = $1 ORDER BY number", followup_id
-    )
+    try:
+        row, attempts = await queries.find_followup(_pool(request), followup_id)
+    except queries.NoSuchFollowUp:
+        raise HTTPException(404, "no such follow-up") from None
     record = row["record"]
     return FollowUpDetail(
         **_view(row),
@@ -121,21 +108,10 @@ async def show_followup(request: Request, followup_id: uuid.UUID) -> FollowUpDet
 @router.post("/{followup_id}/retry", response_model=FollowUpView)
 async def retry_followup(request: Request, followup_id: uuid.UUID) -> FollowUpView:
     """Give a dead follow-up a fresh round of attempts, due now (same id, same webhook-id)."""
-    async with _pool(request).acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            """
-            UPDATE followups SET status = 'scheduled', attempts = 0, due_at = now(),
-                last_error = NULL, updated_at = now()
-            WHERE id = $1 AND status = 'dead' RETURNING *
-            """,
-            followup_id,
-        )
-        if row is None:
-            exists = await connection.fetchval(
-                "SELECT status FROM followups WHERE id = $1", followup_id
-            )
-            if exists is None:
-                raise HTTPException(404, "no such follow-up")
-            raise HTTPException(409, f"only a dead follow-up can be retried; this one is {exists}")
-        await insert_event(connection, row, status="scheduled")
+    try:
+        row = await queries.retry_followup(_pool(request), followup_id)
+    except queries.NoSuchFollowUp:
+        raise HTTPException(404, "no such follow-up") from None
+    except NotRetryable as exc:
+        raise HTTPException(409, str(exc)) from None
     return FollowUpView.model_validate(_view(row))

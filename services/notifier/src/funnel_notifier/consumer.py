@@ -19,10 +19,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from funnel_shared.kafka import Publisher, publish, rejected_record
 
+from funnel_notifier.domain.followups import Change
+from funnel_notifier.domain.rules import LoadedRule
+from funnel_notifier.domain.triggers import (
+    Decoded,
+    Ignored,
+    Invalid,
+    Trigger,
+    decode,
+    plan_followups,
+)
 from funnel_notifier.metrics import NotifierMetrics
-from funnel_notifier.rules import LoadedRule
-from funnel_notifier.store import StageChangeStore
-from funnel_notifier.triggers import Decoded, Ignored, Invalid, Trigger, decode, plan_followups
+from funnel_notifier.postgres.intake import StageChangeStore
 
 __all__ = ["StageChangeConsumer"]
 
@@ -113,7 +121,7 @@ class StageChangeConsumer:
         if due and self._on_scheduled is not None:
             self._on_scheduled((min(due) - datetime.now(UTC)).total_seconds())
         for (trigger, _), ids in zip(batch, scheduled, strict=True):
-            self._metrics.followups.labels("scheduled").inc(len(ids))
+            self._metrics.followups.labels(Change.SCHEDULED).inc(len(ids))
             log.info(
                 "%s %s: %s/%s %s, %d follow-up(s) scheduled",
                 trigger.type,

@@ -1,4 +1,9 @@
-"""The dispatcher: take due follow-ups, deliver them, record what happened."""
+"""The dispatcher: take due follow-ups, deliver them, record what happened.
+
+It works from a ``FollowUpQueue`` and an ``Outbox`` (``funnel_notifier.postgres``
+has the real ones; the unit tests a fake), asks the domain what each attempt's
+outcome makes of the follow-up, and counts the changes.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,78 @@ import logging
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
-from funnel_notifier.backoff import next_delay_s
-from funnel_notifier.channels import Channel, Outcome
+from funnel_notifier.channels import Channel, Delivery, Outcome
+from funnel_notifier.domain import followups
+from funnel_notifier.domain.backoff import next_delay_s
+from funnel_notifier.domain.followups import Transition, attempt_outcome
 from funnel_notifier.metrics import NotifierMetrics
-from funnel_notifier.outbox import OutboxRelay
-from funnel_notifier.queue import Attempted, Claimed, Finished, FollowUpQueue
 from funnel_notifier.settings import NotifierSettings
 
-__all__ = ["Dispatcher"]
+__all__ = ["Attempted", "Claimed", "Dispatcher", "Finished", "FollowUpQueue", "Outbox"]
 
 log = logging.getLogger("funnel.notifier.dispatcher")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery: Delivery
+    channel: str
+    attempt: int  # This attempt's number over the follow-up's whole life.
+    attempts_this_round: int  # Counted against the limit; reset by an operator's retry.
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """A claimed follow-up after its attempt: what happened, what it makes of the
+    follow-up, and when to try again."""
+
+    claimed: Claimed
+    outcome: Outcome
+    transition: Transition
+    retry_in_s: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An attempt as recorded: its transition, or None when it finished too late (its
+    lease ran out and another dispatcher took the follow-up over)."""
+
+    transition: Transition | None
+    latency_s: float | None = None  # From due time to sent.
+
+
+class FollowUpQueue(Protocol):
+    """Where follow-ups wait for their due time; what the dispatcher calls."""
+
+    async def claim(
+        self, *, limit: int, lease_s: float, max_attempts: int
+    ) -> tuple[list[Claimed], list[Transition]]:
+        """Take due follow-ups under a lease; also the transitions of those settled on
+        the way (cancelled, or dead after an abandoned last attempt)."""
+        ...
+
+    async def finish(self, attempted: list[Attempted]) -> list[Finished]:
+        """Record attempts and their transitions together; results in the same order."""
+        ...
+
+    async def next_due_in_s(self) -> float | None:
+        """Seconds until the earliest claimable follow-up is due; None: none waits."""
+        ...
+
+    async def depth(self) -> int:
+        """Follow-ups due now and not yet taken."""
+        ...
+
+
+class Outbox(Protocol):
+    async def publish_pending(self) -> int:
+        """Publish the state changes not yet published; how many there were."""
+        ...
 
 
 class Dispatcher:
@@ -26,7 +92,7 @@ class Dispatcher:
         self,
         *,
         queue: FollowUpQueue,
-        outbox: OutboxRelay,
+        outbox: Outbox,
         channels: dict[str, Channel],
         settings: NotifierSettings,
         metrics: NotifierMetrics,
@@ -126,8 +192,9 @@ class Dispatcher:
             lease_s=settings.attempt_timeout_s + settings.claim_grace_s,
             max_attempts=settings.max_attempts,
         )
-        for status in settled:
-            self._metrics.followups.labels(status).inc()
+        for transition in settled:
+            for change in transition.changes:
+                self._metrics.followups.labels(change).inc()
         if settled:
             self._nudge.set()
         pending = {asyncio.create_task(self._attempt(item)) for item in claimed}
@@ -175,11 +242,20 @@ class Dispatcher:
                 cap_s=self._settings.backoff_max_s,
                 draw=self._draw(),
             )
-        return Attempted(claimed=claimed, outcome=outcome, retry_in_s=retry_in_s)
+        transition = followups.attempted(
+            ok=outcome.ok,
+            final=outcome.final,
+            error=outcome.error,
+            attempts_this_round=claimed.attempts_this_round,
+            max_attempts=self._settings.max_attempts,
+        )
+        return Attempted(
+            claimed=claimed, outcome=outcome, transition=transition, retry_in_s=retry_in_s
+        )
 
     async def _record(self, attempted: list[Attempted]) -> None:
         try:
-            results = await self._queue.finish(attempted, max_attempts=self._settings.max_attempts)
+            results = await self._queue.finish(attempted)
         except Exception as exc:
             # Not recorded: the leases run out and the follow-ups are tried again,
             # under the same ids.
@@ -190,22 +266,18 @@ class Dispatcher:
             self._count(item, finished)
 
     def _count(self, item: Attempted, finished: Finished) -> None:
-        claimed, outcome = item.claimed, item.outcome
-        result = "succeeded" if outcome.ok else "failed"
-        self._metrics.attempts.labels(claimed.channel, result).inc()
-        if finished.status == "sent":
-            self._metrics.followups.labels("sent").inc()
+        claimed, outcome, transition = item.claimed, item.outcome, finished.transition
+        self._metrics.attempts.labels(claimed.channel, attempt_outcome(outcome.ok)).inc()
+        if transition is not None:
+            for change in transition.changes:
+                self._metrics.followups.labels(change).inc()
             if finished.latency_s is not None:
                 self._metrics.latency.observe(max(finished.latency_s, 0.0))
-        elif finished.status in ("retrying", "dead"):
-            self._metrics.followups.labels("failed").inc()
-            if finished.status == "dead":
-                self._metrics.followups.labels("dead").inc()
         log.info(
             "follow-up %s (%s) attempt %s: %s%s",
             claimed.delivery.followup_id,
             claimed.delivery.rule_id,
             claimed.attempt,
-            finished.status,
+            "stale" if transition is None else transition.to,
             f" ({outcome.error})" if outcome.error else "",
         )

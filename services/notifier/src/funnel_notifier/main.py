@@ -14,7 +14,7 @@ from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSetting
 
 from funnel_notifier.actions import Resources, resolve_rules
 from funnel_notifier.app import create_app
-from funnel_notifier.rules import RuleFileError, builtin_rules_dir, load_rules
+from funnel_notifier.domain.rules import RuleFileError, builtin_rules_dir, load_rules
 from funnel_notifier.settings import NotifierSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from funnel_notifier.domain.followups import Change
+
 __all__ = ["NotifierMetrics"]
 
 
@@ -39,5 +41,5 @@ class NotifierMetrics:
             ["kind"],
             registry=self.registry,
         )
-        for status in ("scheduled", "sent", "failed", "dead", "cancelled"):
-            self.followups.labels(status)
+        for change in Change:
+            self.followups.labels(change)

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -20,12 +21,12 @@ from funnel_notifier.actions import ActiveRules, Resources, resolve_rules
 from funnel_notifier.channels.mail import SmtpConfig
 from funnel_notifier.consumer import StageChangeConsumer
 from funnel_notifier.dispatcher import Dispatcher
+from funnel_notifier.domain.rules import builtin_rules_dir, load_rules
 from funnel_notifier.metrics import NotifierMetrics
-from funnel_notifier.outbox import OutboxRelay
-from funnel_notifier.queue import FollowUpQueue
-from funnel_notifier.rules import builtin_rules_dir, load_rules
+from funnel_notifier.postgres.intake import PostgresStageChangeStore
+from funnel_notifier.postgres.outbox import OutboxRelay
+from funnel_notifier.postgres.queue import PostgresFollowUpQueue
 from funnel_notifier.settings import NotifierSettings
-from funnel_notifier.store import PostgresStageChangeStore
 
 __all__ = ["Runtime", "rules_dir", "smtp_config"]
 
@@ -55,7 +56,8 @@ def smtp_config(settings: NotifierSettings) -> SmtpConfig:
 
 @dataclass
 class Runtime:
-    """Everything the notifier runs. ``start`` connects; ``stop`` closes in reverse."""
+    """Everything the notifier runs. ``start`` opens each resource and pushes its closing
+    onto one exit stack; ``stop`` unwinds it, in reverse, whatever ``start`` got to."""
 
     settings: NotifierSettings
     kafka: KafkaSettings
@@ -64,19 +66,27 @@ class Runtime:
     on_crash: Callable[[BaseException], None] | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     metrics: NotifierMetrics = field(default_factory=NotifierMetrics)
+    _exit: contextlib.AsyncExitStack = field(
+        default_factory=contextlib.AsyncExitStack, init=False, repr=False
+    )
 
     async def start(self) -> None:
+        """Connect and start the loops. If it fails half-way, ``stop`` still closes what
+        was opened (the app's lifespan calls it in ``finally``)."""
         directory = rules_dir(self.settings)
         loaded = load_rules(directory)  # Bad rule files stop start-up, naming file and field.
         self.pool = await asyncpg.create_pool(
             self.database.dsn, min_size=1, max_size=10, reset=_keep_session
         )
+        self._exit.push_async_callback(self.pool.close)
         # One pooled client for every webhook; a dispatcher has at most batch_size
         # attempts in flight, so none waits for a free connection.
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max(100, self.settings.batch_size))
         )
+        self._exit.push_async_callback(self.http.close)
         self.producer = AIOKafkaProducer(**producer_kwargs(self.kafka, client_id="notifier"))
+        self._exit.push_async_callback(self.producer.stop)  # Also after a failed start.
         await self.producer.start()
         publisher = AiokafkaPublisher(self.producer)
         self.active: ActiveRules = resolve_rules(
@@ -97,10 +107,11 @@ class Runtime:
             self.topics.stage_changed,
             **consumer_kwargs(self.kafka, client_id="notifier", group_id=self.settings.group_id),
         )
+        self._exit.push_async_callback(self.consumer.stop)
         await self.consumer.start()
         self.store = PostgresStageChangeStore(self.pool)
         self.dispatcher = Dispatcher(
-            queue=FollowUpQueue(self.pool),
+            queue=PostgresFollowUpQueue(self.pool),
             outbox=OutboxRelay(pool=self.pool, producer=self.producer, topic=self.topics.followups),
             channels=self.active.channels,
             settings=self.settings,
@@ -116,36 +127,30 @@ class Runtime:
             metrics=self.metrics,
             on_scheduled=self.dispatcher.wake,
         )
-        self.tasks = [
-            asyncio.create_task(self.worker.run(), name="stage-change-consumer"),
-            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
-        ]
-        for task in self.tasks:
-            task.add_done_callback(self._crashed)
+        consuming = self._run(self.worker.run(), name="stage-change-consumer")
+        self._exit.push_async_callback(_cancel, consuming)
+        dispatching = self._run(self.dispatcher.run(), name="dispatcher")
+        self._exit.push_async_callback(self._stop_dispatcher, dispatching)
+
+    def _run(self, loop: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(loop, name=name)
+        task.add_done_callback(self._crashed)
+        return task
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self.on_crash is not None:
             self.on_crash(task.exception())  # type: ignore[arg-type]
 
+    async def _stop_dispatcher(self, task: asyncio.Task[None]) -> None:
+        """Let the attempts in flight finish (and be recorded) before anything closes."""
+        self.dispatcher.request_stop()
+        await asyncio.wait([task], timeout=self.settings.attempt_timeout_s + 5)
+        await _cancel(task)
+
     async def stop(self) -> None:
-        if getattr(self, "stopped", False):
-            return
-        self.stopped = True
-        tasks = getattr(self, "tasks", [])
-        if tasks:
-            self.dispatcher.request_stop()
-            await asyncio.wait(tasks[1:], timeout=self.settings.attempt_timeout_s + 5)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for closer in ("consumer", "producer"):
-            if hasattr(self, closer):
-                await getattr(self, closer).stop()
-        if hasattr(self, "http"):
-            await self.http.close()
-        if hasattr(self, "pool"):
-            await self.pool.close()
+        """Stop the loops, then close the consumer, producer, HTTP client and pool. Safe to
+        call more than once, and after a failed or missing ``start``."""
+        await self._exit.aclose()
 
     async def ready(self) -> str | None:
         """None when ready; else what is missing."""
@@ -160,3 +165,9 @@ class Runtime:
         except Exception:
             return "broker unreachable"
         return None
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

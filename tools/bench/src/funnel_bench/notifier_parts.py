@@ -26,8 +26,8 @@ import psutil
 from aiokafka import AIOKafkaProducer
 from funnel_devstack.postgres import EmbeddedPostgres
 from funnel_devstack.processes import free_port
-from funnel_notifier.rules import builtin_rules_dir
-from funnel_notifier.signing import decode_secret, signature_headers
+from funnel_notifier.domain.rules import builtin_rules_dir
+from funnel_notifier.domain.signing import decode_secret, signature_headers
 from funnel_shared.events import StageChanged
 from funnel_shared.kafka import encode_model, producer_kwargs
 from funnel_shared.settings import KafkaSettings

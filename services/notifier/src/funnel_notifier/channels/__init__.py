@@ -1,4 +1,8 @@
-"""Delivery channels: each turns one follow-up into one attempt and reports the outcome."""
+"""Delivery channels: each turns one follow-up into one attempt and reports the outcome.
+
+May import ``funnel_notifier.domain`` (backoff, signing), ``funnel_shared`` and the
+client library of its own channel (aiohttp, aiosmtplib and jinja2, the shared publisher).
+"""
 
 from __future__ import annotations
 

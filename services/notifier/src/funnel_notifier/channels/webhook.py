@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from funnel_notifier.backoff import is_final_status, parse_retry_after
 from funnel_notifier.channels import Delivery, Outcome
-from funnel_notifier.signing import signature_headers
+from funnel_notifier.domain.backoff import is_final_status, parse_retry_after
+from funnel_notifier.domain.signing import signature_headers
 
 __all__ = ["RECORD_KEYS", "WebhookChannel", "webhook_body"]
 

@@ -1,4 +1,5 @@
-"""Publish follow-up state changes from the outbox table to ``funnel.followups.v1``.
+"""The follow-up event outbox: state changes are added to ``followup_events`` in the
+transaction that makes them, and published from there to ``funnel.followups.v1``.
 
 The rows are written in the same transaction as the state change, so an event
 is never lost; one that was published and not yet marked is published again
@@ -14,13 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from funnel_shared.cloudevents import cloudevent_headers
+from funnel_shared.events import FollowUpEvent, followup_event_id
 
-__all__ = ["OutboxRelay"]
+from funnel_notifier.domain.followups import Change, Transition, announces_due_time
+
+__all__ = ["OutboxRelay", "followup_event", "insert_events", "insert_transition"]
 
 _LOCK = "funnel-notifier-outbox"
 
@@ -70,3 +75,52 @@ class OutboxRelay:
                     [row["seq"] for row in rows],
                 )
             return len(rows)
+
+
+def followup_event(row: Any, change: Change, *, error: str | None = None) -> FollowUpEvent:
+    """One state change of follow-up ``row`` (as it is now)."""
+    attempt = int(row["total_attempts"])
+    return FollowUpEvent(
+        id=followup_event_id(followup_id=str(row["id"]), status=change.value, attempt=attempt),
+        followup_id=str(row["id"]),
+        status=change.value,
+        rule_id=row["rule_id"],
+        trigger=row["trigger"],
+        channel=row["channel"],
+        funnel=row["funnel"],
+        contact_id=row["contact_id"],
+        stage=row["stage"],
+        stage_change_id=row["stage_change_id"],
+        attempt=attempt,
+        due_at=row["due_at"] if announces_due_time(change) else None,
+        error=error,
+        occurred_at=datetime.now(UTC),
+    )
+
+
+async def insert_transition(connection: Any, row: Any, transition: Transition) -> None:
+    """Add the changes of follow-up ``row``'s transition (``row`` as it is now after
+    it) to the outbox."""
+    await insert_events(
+        connection,
+        [followup_event(row, change, error=transition.error) for change in transition.changes],
+    )
+
+
+async def insert_events(connection: Any, events: list[FollowUpEvent]) -> None:
+    """Add state changes to the outbox in one statement, in the given order (``seq``)."""
+    if not events:
+        return
+    await connection.execute(
+        """
+        INSERT INTO followup_events (id, contact_id, payload)
+        SELECT e.id, e.contact_id, e.payload::jsonb
+        FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY
+            AS e(id, contact_id, payload, n)
+        ORDER BY e.n
+        ON CONFLICT (id) DO NOTHING
+        """,
+        [event.id for event in events],
+        [event.contact_id for event in events],
+        [event.model_dump_json() for event in events],
+    )

@@ -7,21 +7,17 @@ consumer can commit the Kafka offsets as soon as ``record_many`` returns.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
-from funnel_shared.events import FollowUpEvent, StageChanged, followup_event_id
+from funnel_shared.events import StageChanged
 
-from funnel_notifier.triggers import PlannedFollowUp, Trigger
+from funnel_notifier.domain.followups import scheduled
+from funnel_notifier.domain.triggers import PlannedFollowUp, Trigger
+from funnel_notifier.postgres._sql import literal
+from funnel_notifier.postgres.outbox import followup_event, insert_events
 
-__all__ = [
-    "PostgresStageChangeStore",
-    "StageChangeStore",
-    "followup_event",
-    "insert_event",
-    "insert_events",
-]
+__all__ = ["PostgresStageChangeStore", "StageChangeStore"]
 
 
 class StageChangeStore(Protocol):
@@ -55,8 +51,9 @@ class PostgresStageChangeStore:
         async with self._pool.acquire() as connection, connection.transaction():
             await _store_stage_changes(connection, changes)
             rows = await _schedule(connection, planned)
+            news = scheduled().changes
             await insert_events(
-                connection, [followup_event(row, status="scheduled") for row in rows]
+                connection, [followup_event(row, change) for row in rows for change in news]
             )
         inserted = {str(row["id"]) for row in rows}
         return [[item.id for item in items if item.id in inserted] for _, items in batch]
@@ -110,19 +107,22 @@ async def _store_stage_changes(connection: Any, changes: list[StageChanged]) -> 
     )
 
 
+_SCHEDULE = f"""
+    INSERT INTO followups
+        (id, stage_change_id, rule_id, trigger, channel, funnel, contact_id, stage,
+         unless_moved_on, record, status, due_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, {literal(scheduled().to)}, $11)
+    ON CONFLICT (stage_change_id, rule_id) DO NOTHING
+    RETURNING *
+"""
+
+
 async def _schedule(connection: Any, planned: list[PlannedFollowUp]) -> list[Any]:
     """The rows newly inserted, in order; a redelivery's are absorbed by the unique key."""
     if not planned:
         return []
     rows: list[Any] = await connection.fetchmany(
-        """
-        INSERT INTO followups
-            (id, stage_change_id, rule_id, trigger, channel, funnel, contact_id, stage,
-             unless_moved_on, record, status, due_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, 'scheduled', $11)
-        ON CONFLICT (stage_change_id, rule_id) DO NOTHING
-        RETURNING *
-        """,
+        _SCHEDULE,
         [
             (
                 item.id,
@@ -141,52 +141,3 @@ async def _schedule(connection: Any, planned: list[PlannedFollowUp]) -> list[Any
         ],
     )
     return rows
-
-
-def followup_event(row: Any, *, status: str, error: str | None = None) -> FollowUpEvent:
-    """One state change of follow-up ``row`` (as it is now)."""
-    attempt = int(row["total_attempts"])
-    return FollowUpEvent(
-        id=followup_event_id(followup_id=str(row["id"]), status=status, attempt=attempt),
-        followup_id=str(row["id"]),
-        status=status,
-        rule_id=row["rule_id"],
-        trigger=row["trigger"],
-        channel=row["channel"],
-        funnel=row["funnel"],
-        contact_id=row["contact_id"],
-        stage=row["stage"],
-        stage_change_id=row["stage_change_id"],
-        attempt=attempt,
-        due_at=row["due_at"] if status in ("scheduled", "failed") else None,
-        error=error,
-        occurred_at=datetime.now(UTC),
-    )
-
-
-async def insert_event(
-    connection: Any, row: Any, *, status: str, error: str | None = None
-) -> FollowUpEvent:
-    """Add one state change of follow-up ``row`` (as it is now) to the outbox."""
-    event = followup_event(row, status=status, error=error)
-    await insert_events(connection, [event])
-    return event
-
-
-async def insert_events(connection: Any, events: list[FollowUpEvent]) -> None:
-    """Add state changes to the outbox in one statement, in the given order (``seq``)."""
-    if not events:
-        return
-    await connection.execute(
-        """
-        INSERT INTO followup_events (id, contact_id, payload)
-        SELECT e.id, e.contact_id, e.payload::jsonb
-        FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY
-            AS e(id, contact_id, payload, n)
-        ORDER BY e.n
-        ON CONFLICT (id) DO NOTHING
-        """,
-        [event.id for event in events],
-        [event.contact_id for event in events],
-        [event.model_dump_json() for event in events],
-    )

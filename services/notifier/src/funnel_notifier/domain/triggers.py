@@ -31,7 +31,7 @@ from typing import Any, Literal
 from funnel_shared.events import ContactMerged, StageBlocked, StageChanged, StageStalled
 from pydantic import BaseModel, ValidationError
 
-from funnel_notifier.rules import LoadedRule
+from funnel_notifier.domain.rules import LoadedRule
 
 __all__ = [
     "Decoded",

@@ -1,8 +1,9 @@
 """Follow-up rules: YAML files, one funnel per file, parsed into pydantic models.
 
 The format is in the README ("Follow-up rules"); the shipped examples in
-``rules/`` cover the built-in funnels. Loading never half-succeeds: a file
-with a problem raises ``RuleFileError`` naming the file and the field, e.g.
+``funnel_notifier/builtin_rules/`` cover the built-in funnels. Loading never
+half-succeeds: a file with a problem raises ``RuleFileError`` naming the file
+and the field, e.g.
 ``lifecycle.yaml: rules[1].after: '2 days' is not a duration like 30s, 15m, 2h, 2d``.
 """
 
@@ -189,7 +190,7 @@ class LoadedRule:
 
 def builtin_rules_dir() -> Path:
     """The shipped example rules and templates (package data)."""
-    return Path(str(resources.files("funnel_notifier") / "rules"))
+    return Path(str(resources.files("funnel_notifier") / "builtin_rules"))
 
 
 def load_rules(directory: Path) -> list[LoadedRule]:
