@@ -44,19 +44,19 @@ from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
 from funnel_shared.settings import TopicSettings
 from pydantic import ValidationError
 
-from funnel_stage_engine import engine
-from funnel_stage_engine.batch import Batch, BatchPublisher, Inbound, StateStore, Tally
-from funnel_stage_engine.commands import Forward, Link, Tick, Transfer, decode_command
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.identity import (
+from funnel_stage_engine.domain import engine
+from funnel_stage_engine.domain.commands import Forward, Link, Tick, Transfer, decode_command
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.identity import (
     LINKED_LIMIT,
     link_verdict,
     links_to_request,
     merge,
     usable_id,
 )
+from funnel_stage_engine.domain.stalls import advance, next_deadline
 from funnel_stage_engine.metrics import Outcome, StageEngineMetrics
-from funnel_stage_engine.stalls import advance, next_deadline
+from funnel_stage_engine.worker.batch import Batch, BatchPublisher, Inbound, StateStore, Tally
 
 __all__ = [
     "SOURCE",

@@ -19,9 +19,9 @@ from datetime import datetime
 
 from funnel_shared.events import StageChanged, StageStalled, stage_change_id, stage_stalled_id
 
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.moves import enter_stage
-from funnel_stage_engine.state import ContactState, FunnelState
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.moves import enter_stage
+from funnel_stage_engine.domain.state import ContactState, FunnelState
 
 __all__ = ["STALL_RULE_ID", "advance", "next_deadline"]
 

@@ -14,7 +14,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import EventT, TableT
 from faust.types.transports import ProducerT
 
-from funnel_stage_engine.batch import Outbound
+from funnel_stage_engine.worker.batch import Outbound
 
 __all__ = ["FaustPublisher", "TableStateStore", "consumer_lag"]
 

@@ -32,9 +32,9 @@ from funnel_shared.events import (
     stage_change_id,
 )
 
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.state import ContactState, FunnelState
-from funnel_stage_engine.windows import record_time
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.state import ContactState, FunnelState
+from funnel_stage_engine.domain.windows import record_time
 
 __all__ = [
     "LINKED_LIMIT",

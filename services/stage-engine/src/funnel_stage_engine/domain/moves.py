@@ -23,10 +23,10 @@ from funnel_shared.events import (
     stage_change_id,
 )
 
-from funnel_stage_engine.definitions import Funnel, FunnelDefinition, RuleDefinition
-from funnel_stage_engine.matching import matches
-from funnel_stage_engine.state import ContactState, FunnelState
-from funnel_stage_engine.windows import record_time
+from funnel_stage_engine.domain.definitions import Funnel, FunnelDefinition, RuleDefinition
+from funnel_stage_engine.domain.matching import matches
+from funnel_stage_engine.domain.state import ContactState, FunnelState
+from funnel_stage_engine.domain.windows import record_time
 
 __all__ = ["Verdict", "enter_stage", "evaluate_funnel", "verdict"]
 

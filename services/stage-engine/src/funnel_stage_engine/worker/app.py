@@ -23,17 +23,17 @@ from faust.types import TableT, TopicT, TransportT
 from faust.types.transports import ProducerT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
-from funnel_stage_engine.batch import Inbound
-from funnel_stage_engine.commands import Tick
-from funnel_stage_engine.deadlines import DeadlineIndex
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.handler import ContactEventHandler, Evaluate
+from funnel_stage_engine.domain.commands import Tick
+from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.projection import Projection
-from funnel_stage_engine.serving import attach_http_and_projection
+from funnel_stage_engine.read.projection import Projection
 from funnel_stage_engine.settings import StageEngineSettings
-from funnel_stage_engine.transport import Transport
+from funnel_stage_engine.worker.adapters import FaustPublisher, TableStateStore, consumer_lag
+from funnel_stage_engine.worker.batch import Inbound
+from funnel_stage_engine.worker.deadlines import DeadlineIndex
+from funnel_stage_engine.worker.handler import ContactEventHandler, Evaluate
+from funnel_stage_engine.worker.serving import attach_http_and_projection
+from funnel_stage_engine.worker.transport import Transport
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
