@@ -24,6 +24,7 @@ from faust.types.transports import ProducerT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.domain.commands import Tick
+from funnel_stage_engine.domain.contact import Evaluate
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.projection import Projection
@@ -31,7 +32,7 @@ from funnel_stage_engine.settings import StageEngineSettings
 from funnel_stage_engine.worker.adapters import FaustPublisher, TableStateStore, consumer_lag
 from funnel_stage_engine.worker.batch import Inbound
 from funnel_stage_engine.worker.deadlines import DeadlineIndex
-from funnel_stage_engine.worker.handler import ContactEventHandler, Evaluate
+from funnel_stage_engine.worker.handler import ContactEventHandler
 from funnel_stage_engine.worker.serving import attach_http_and_projection
 from funnel_stage_engine.worker.transport import Transport
 
