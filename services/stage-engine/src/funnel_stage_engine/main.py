@@ -20,6 +20,8 @@ from funnel_stage_engine.domain.definitions import FunnelDefinitionError, load_f
 from funnel_stage_engine.settings import StageEngineSettings
 from funnel_stage_engine.worker.app import commands_topic_name, create_app
 
+__all__ = ["main", "migrate"]
+
 EX_CONFIG = 78  # sysexits.h: configuration error
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_stage_engine"
