@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from funnel_shared.events import StageBlocked, StageChanged
-from funnel_stage_engine.definitions import Funnel, parse_funnel
+from funnel_stage_engine.domain.definitions import Funnel, parse_funnel
 
 from tests.support.contact_events import START
 from tests.support.stage_outputs import blocked, journey

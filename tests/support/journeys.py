@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from funnel_shared.events import ContactEvent, StageBlocked, StageChanged
-from funnel_stage_engine.definitions import Funnel, parse_funnel
-from funnel_stage_engine.engine import ContactState, evaluate
+from funnel_stage_engine.domain.definitions import Funnel, parse_funnel
+from funnel_stage_engine.domain.engine import ContactState, evaluate
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PROCESSED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

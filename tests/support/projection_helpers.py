@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from funnel_shared.events import StageChanged
 from funnel_shared.settings import DatabaseSettings, KafkaSettings
 from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.projection import Projection
-from funnel_stage_engine.web import create_web_app
+from funnel_stage_engine.read.projection import Projection
+from funnel_stage_engine.read.web import create_web_app
 
 from tests.support.journey_set import funnels_under_test
 from tests.support.stage_outputs import Output, publish_outputs

@@ -11,11 +11,11 @@ import pytest
 from faust.exceptions import ProducerSendError
 from funnel_shared.events import ContactEvent, StageChanged
 from funnel_shared.settings import KafkaSettings, TopicSettings
-from funnel_stage_engine.app import StageEngineApp, create_app
-from funnel_stage_engine.batch import Inbound
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.engine import ContactState, Evaluation, evaluate
+from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.domain.engine import ContactState, Evaluation, evaluate
 from funnel_stage_engine.settings import StageEngineSettings
+from funnel_stage_engine.worker.app import StageEngineApp, create_app
+from funnel_stage_engine.worker.batch import Inbound
 
 from tests.support.contact_events import contact_event
 from tests.support.kafka_reader import read_records

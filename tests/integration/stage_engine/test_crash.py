@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from funnel_shared.events import ContactEvent, StageBlocked, StageChanged, StageOutput, StageStalled
 from funnel_shared.settings import KafkaSettings
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.engine import ContactState, evaluate
+from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.domain.engine import ContactState, evaluate
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from pydantic import TypeAdapter

@@ -19,7 +19,7 @@ from funnel_shared.events import (
     merge_id,
 )
 from funnel_shared.settings import KafkaSettings
-from funnel_stage_engine.deadlines import partition_of
+from funnel_stage_engine.worker.deadlines import partition_of
 from pydantic import TypeAdapter
 
 from tests.integration.conftest import StageEngineFactory

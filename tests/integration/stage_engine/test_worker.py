@@ -19,7 +19,7 @@ from funnel_shared.events import (
     stage_change_id,
 )
 from funnel_shared.settings import KafkaSettings
-from funnel_stage_engine.definitions import load_funnels
+from funnel_stage_engine.domain.definitions import load_funnels
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import TypeAdapter
 

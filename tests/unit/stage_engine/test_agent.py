@@ -10,11 +10,11 @@ from typing import Any
 
 from funnel_shared.events import RejectedRecord
 from funnel_shared.settings import KafkaSettings, TopicSettings
-from funnel_stage_engine.app import StageEngineApp, create_app
-from funnel_stage_engine.batch import BatchPublisher, Outbound
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.engine import evaluate
+from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.domain.engine import evaluate
 from funnel_stage_engine.settings import StageEngineSettings
+from funnel_stage_engine.worker.app import StageEngineApp, create_app
+from funnel_stage_engine.worker.batch import BatchPublisher, Outbound
 
 from tests.support.contact_events import contact_event
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from funnel_shared.events import ContactEvent, RejectedRecord
-from funnel_stage_engine.batch import Inbound
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.engine import ContactState, evaluate
+from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.domain.engine import ContactState, evaluate
+from funnel_stage_engine.worker.batch import Inbound
 
 from tests.support.contact_events import START, contact_event
 from tests.unit.stage_engine.test_handler import NOW, TOPICS, _handler

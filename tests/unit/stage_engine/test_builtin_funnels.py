@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from funnel_stage_engine.definitions import Funnel, load_funnels
+from funnel_stage_engine.domain.definitions import Funnel, load_funnels
 
 from tests.support.journeys import T0, blocked, days, drive, identify, moves, page, track
 

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from funnel_stage_engine.check import run_check
-from funnel_stage_engine.definitions import load_funnels
+from funnel_stage_engine.domain.definitions import load_funnels
 
 
 def _run(*argv: str) -> tuple[int, str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from funnel_stage_engine.matching import Condition, Match, matches
+from funnel_stage_engine.domain.matching import Condition, Match, matches
 
 from tests.support.journeys import contact_event, identify, page, track
 

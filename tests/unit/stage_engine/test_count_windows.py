@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from funnel_stage_engine.windows import parse_duration
+from funnel_stage_engine.domain.windows import parse_duration
 
 from tests.support.journeys import T0, days, drive, funnel, moves, page, track
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from funnel_stage_engine.deadlines import DeadlineIndex, partition_of
+from funnel_stage_engine.worker.deadlines import DeadlineIndex, partition_of
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 PARTITIONS = 6

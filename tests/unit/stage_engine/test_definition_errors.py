@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from funnel_stage_engine.definitions import (
+from funnel_stage_engine.domain.definitions import (
     FunnelDefinitionError,
     check_funnels,
     load_funnels,

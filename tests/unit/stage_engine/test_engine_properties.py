@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from funnel_shared.events import ContactEvent
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.engine import ContactState, evaluate
+from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.domain.engine import ContactState, evaluate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from funnel_shared.events import StageChanged, stage_change_id
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.engine import ContactState, evaluate
+from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.domain.engine import ContactState, evaluate
 
 from tests.support.journeys import (
     PROCESSED_AT,

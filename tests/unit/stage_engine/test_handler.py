@@ -12,11 +12,11 @@ from funnel_shared.cloudevents import header_map
 from funnel_shared.events import RejectedRecord, StageChanged, stage_change_id
 from funnel_shared.kafka import OutboundRecord
 from funnel_shared.settings import TopicSettings
-from funnel_stage_engine.adapters import FaustPublisher
-from funnel_stage_engine.batch import Outbound
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.handler import ContactEventHandler
+from funnel_stage_engine.domain.definitions import load_funnels
 from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.worker.adapters import FaustPublisher
+from funnel_stage_engine.worker.batch import Outbound
+from funnel_stage_engine.worker.handler import ContactEventHandler
 
 from tests.support.contact_events import contact_event
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from funnel_shared.events import ContactEvent, ContactMerged, StageChanged, merge_id
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.engine import ContactState, FunnelState
-from funnel_stage_engine.identity import link_verdict, links_to_request, merge
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.engine import ContactState, FunnelState
+from funnel_stage_engine.domain.identity import link_verdict, links_to_request, merge
 
 from tests.support.journeys import PROCESSED_AT, T0, days, drive, funnel, page, track
 

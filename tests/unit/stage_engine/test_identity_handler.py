@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from funnel_shared.events import ContactMerged, RejectedRecord, StageChanged, StageStalled
-from funnel_stage_engine.commands import Tick
-from funnel_stage_engine.handler import ContactEventHandler
+from funnel_stage_engine.domain.commands import Tick
+from funnel_stage_engine.worker.handler import ContactEventHandler
 
 from tests.support.contact_events import contact_event
 from tests.unit.stage_engine.test_handler import NOW, TOPICS, FakePublisher, _handler

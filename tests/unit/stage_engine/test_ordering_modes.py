@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from funnel_shared.events import StageBlocked, stage_blocked_id
-from funnel_stage_engine.engine import ContactState, FunnelState
+from funnel_stage_engine.domain.engine import ContactState, FunnelState
 
 from tests.support.journeys import blocked, drive, funnel, moves, track
 

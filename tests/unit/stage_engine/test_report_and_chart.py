@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from funnel_stage_engine.chart import MIN_BAR, funnel_chart
-from funnel_stage_engine.pages import day_range
-from funnel_stage_engine.report import StageCounts, build_report, duration, percent
+from funnel_stage_engine.read.chart import MIN_BAR, funnel_chart
+from funnel_stage_engine.read.pages import day_range
+from funnel_stage_engine.read.report import StageCounts, build_report, duration, percent
 
 STAGES = ["visitor", "lead", "prospect", "customer"]
 

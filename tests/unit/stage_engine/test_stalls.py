@@ -6,9 +6,9 @@ from datetime import datetime
 
 import pytest
 from funnel_shared.events import StageChanged, StageStalled, stage_stalled_id
-from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
-from funnel_stage_engine.engine import ContactState
-from funnel_stage_engine.stalls import advance, next_deadline
+from funnel_stage_engine.domain.definitions import FunnelDefinitionError, load_funnels
+from funnel_stage_engine.domain.engine import ContactState
+from funnel_stage_engine.domain.stalls import advance, next_deadline
 
 from tests.support.journeys import PROCESSED_AT, T0, days, drive, funnel, track
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from funnel_stage_engine.definitions import check_funnels
+from funnel_stage_engine.domain.definitions import check_funnels
 
 __all__ = ["run_check"]
 

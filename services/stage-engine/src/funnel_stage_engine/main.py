@@ -15,10 +15,12 @@ from funnel_shared.kafka import ensure_topics
 from funnel_shared.migrations import upgrade
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.app import commands_topic_name, create_app
 from funnel_stage_engine.check import run_check
-from funnel_stage_engine.definitions import FunnelDefinitionError, load_funnels
+from funnel_stage_engine.domain.definitions import FunnelDefinitionError, load_funnels
 from funnel_stage_engine.settings import StageEngineSettings
+from funnel_stage_engine.worker.app import commands_topic_name, create_app
+
+__all__ = ["main", "migrate"]
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 MIGRATIONS = Path(__file__).parent / "migrations"

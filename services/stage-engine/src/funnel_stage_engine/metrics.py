@@ -7,17 +7,14 @@ one, so that tests (and anything else) can build several apps in one process.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "LagReader", "Outcome", "StageEngineMetrics"]
+__all__ = ["CONTENT_TYPE", "LagReader", "StageEngineMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
-
-Outcome = Literal["changed", "unchanged", "rejected", "forwarded"]
 
 # Consumer lag per source partition, read when Prometheus scrapes.
 LagReader = Callable[[], Mapping[int, int]]

@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from funnel_shared.events import ContactEvent
 from funnel_shared.kafka import consumer_kwargs, producer_kwargs
 from funnel_shared.settings import KafkaSettings
-from funnel_stage_engine import engine
-from funnel_stage_engine.definitions import load_funnels
-from funnel_stage_engine.handler import encode_output
+from funnel_stage_engine.domain import engine
+from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.worker.handler import encode_output
 
 
 async def _run(args: argparse.Namespace) -> None:

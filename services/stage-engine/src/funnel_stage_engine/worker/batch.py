@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from funnel_shared.kafka import OutboundRecord
 
-from funnel_stage_engine.engine import ContactState, StageOutput
-from funnel_stage_engine.metrics import Outcome
+from funnel_stage_engine.domain.contact import Outcome
+from funnel_stage_engine.domain.engine import ContactState, StageOutput
 
 __all__ = ["Batch", "BatchPublisher", "Inbound", "Outbound", "StateStore", "Tally"]
 

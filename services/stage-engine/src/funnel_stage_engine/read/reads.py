@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from funnel_stage_engine.report import StageCounts
+from funnel_stage_engine.read.report import StageCounts
 
 __all__ = ["contact_rows", "stage_counts"]
 

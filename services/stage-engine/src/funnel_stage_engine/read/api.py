@@ -8,7 +8,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from funnel_stage_engine.api_models import (
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.read.api_models import (
     ContactView,
     FunnelSummary,
     FunnelView,
@@ -18,9 +19,8 @@ from funnel_stage_engine.api_models import (
     funnel_view,
     report_view,
 )
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.reads import contact_rows, stage_counts
-from funnel_stage_engine.report import FunnelReport, build_report
+from funnel_stage_engine.read.reads import contact_rows, stage_counts
+from funnel_stage_engine.read.report import FunnelReport, build_report
 
 __all__ = ["Pool", "api_router", "funnel_report", "get_funnel", "read_pool"]
 

@@ -9,7 +9,7 @@ whole batch: a record whose processing was cut short (a publish failure, a
 rebalance, a stop) is never committed and comes back. Faust's own auto-ack
 would ack it on the way out. (Faust's ``take()`` would wait for a full batch
 or a timeout, adding that wait to every quiet record's latency.) See
-``handler.py`` for the crash-safety order of publish and store.
+``worker/handler.py`` for the crash-safety order of publish and store.
 """
 
 from __future__ import annotations
@@ -18,29 +18,28 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import faust
-from faust.types import TableT, TopicT, TransportT
-from faust.types.transports import ProducerT
+from faust.types import TableT, TopicT
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.adapters import FaustPublisher, TableStateStore, consumer_lag
-from funnel_stage_engine.batch import Inbound
-from funnel_stage_engine.commands import Tick
-from funnel_stage_engine.deadlines import DeadlineIndex
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.handler import ContactEventHandler, Evaluate
+from funnel_stage_engine.domain.commands import Tick
+from funnel_stage_engine.domain.contact import Evaluate
+from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.projection import Projection
-from funnel_stage_engine.serving import attach_http_and_projection
+from funnel_stage_engine.read.projection import Projection
 from funnel_stage_engine.settings import StageEngineSettings
-from funnel_stage_engine.transport import Transport
+from funnel_stage_engine.worker.adapters import FaustPublisher, TableStateStore, consumer_lag
+from funnel_stage_engine.worker.batch import Inbound
+from funnel_stage_engine.worker.deadlines import DeadlineIndex
+from funnel_stage_engine.worker.faust_internals import TunedApp
+from funnel_stage_engine.worker.handler import ContactEventHandler
+from funnel_stage_engine.worker.serving import attach_http_and_projection
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
 log = logging.getLogger("funnel.stage_engine")
 
 
-class StageEngineApp(faust.App):
+class StageEngineApp(TunedApp):
     """A faust app that also carries the pieces tests want to reach."""
 
     handler: ContactEventHandler
@@ -49,20 +48,6 @@ class StageEngineApp(faust.App):
     evaluate_contact_events: Any
     contact_to_state: TableT[str, Any]
     projection: Projection
-    # Read by the transport when it builds the worker consumer (None: faust's own).
-    fetch_max_wait_ms: int | None = None
-
-    # Table writes wait in faust's producer buffer; beyond this many, faust stops feeding
-    # the streams until it drained. A batch stores up to batch_max_events states at once.
-    producer_buffer_max: int = 100
-
-    def _new_transport(self) -> TransportT:
-        return Transport(self.conf.broker_consumer, self)
-
-    def _new_producer(self) -> ProducerT:
-        producer = super()._new_producer()
-        producer.buffer.max_messages = self.producer_buffer_max
-        return producer
 
 
 def create_app(

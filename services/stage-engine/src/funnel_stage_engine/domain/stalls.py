@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from funnel_shared.events import StageChanged, StageStalled, stage_change_id, stage_stalled_id
+from funnel_shared.events import StageChanged, StageStalled, stage_stalled_id
 
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.moves import enter_stage
-from funnel_stage_engine.state import ContactState, FunnelState
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.moves import enter_stage, stage_changed
+from funnel_stage_engine.domain.state import ContactState, FunnelState
 
 __all__ = ["STALL_RULE_ID", "advance", "next_deadline"]
 
@@ -93,21 +93,16 @@ def _stall(
         return [stalled]
     moved = enter_stage(funnel, position, rule.move_to, at=deadline, entry_id=stalled.id)
     state.funnels[funnel.name] = moved
-    change = StageChanged(
-        id=stage_change_id(
-            funnel=funnel.name, contact_id=contact_id, message_id=stalled.id, to_stage=moved.current
-        ),
-        funnel=funnel.name,
-        funnel_version=funnel.version,
+    change = stage_changed(
+        funnel,
         contact_id=contact_id,
         from_stage=position.current,
-        to_stage=moved.current,
-        furthest_stage=moved.furthest,
+        position=moved,
         rule_id=STALL_RULE_ID,
-        cause_message_id=stalled.id,
+        cause_id=stalled.id,
         cause_kind="stall",
         event_time=deadline,
         processed_at=processed_at,
-        traits=dict(state.traits),
+        traits=state.traits,
     )
     return [stalled, change]

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import faust
-import faust.streams as faust_streams
 from faust.exceptions import ConsumerNotStarted
 from faust.types import EventT, TableT
 from faust.types.transports import ProducerT
 
-from funnel_stage_engine.batch import Outbound
+from funnel_stage_engine.worker.batch import Outbound
+from funnel_stage_engine.worker.faust_internals import committed_offsets, handling
 
 __all__ = ["FaustPublisher", "TableStateStore", "consumer_lag"]
 
@@ -50,33 +48,21 @@ class TableStateStore:
     Faust finds a table key's partition (for the changelog record and the RocksDB
     file) from the event being handled, which it keeps in a context variable. A
     batch's states are stored after the whole batch was published, outside faust's
-    own per-event iteration, so each access names its event explicitly.
+    own per-event iteration, so each access names its event explicitly
+    (``faust_internals.handling``).
     """
 
     def __init__(self, table: TableT[str, Any]) -> None:
         self._table = table
 
     def get(self, contact_id: str, *, origin: EventT[Any] | None) -> Mapping[str, Any] | None:
-        with _handling(origin):
+        with handling(origin):
             value: Mapping[str, Any] | None = self._table.get(contact_id)
         return value
 
     def set(self, contact_id: str, state: dict[str, Any], *, origin: EventT[Any] | None) -> None:
-        with _handling(origin):
+        with handling(origin):
             self._table[contact_id] = state
-
-
-@contextmanager
-def _handling(event: EventT[Any] | None) -> Iterator[None]:
-    if event is None:
-        yield
-        return
-    # faust.streams.current_event() reads this variable (faust's own stream sets it per event).
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
@@ -87,8 +73,7 @@ def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
     """
     consumer = app.consumer
     end_offsets = app.monitor.tp_end_offsets
-    # Faust keeps the committed offsets here and has no public accessor.
-    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    committed = committed_offsets(consumer)
     try:
         assignment = consumer.assignment()
     except ConsumerNotStarted:

@@ -26,10 +26,10 @@ from funnel_shared.events import (
     StageStalled,
 )
 
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.matching import contact_traits
-from funnel_stage_engine.moves import evaluate_funnel
-from funnel_stage_engine.state import ContactState, FunnelState
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.matching import contact_traits
+from funnel_stage_engine.domain.moves import evaluate_funnel
+from funnel_stage_engine.domain.state import ContactState, FunnelState
 
 __all__ = [
     "DEFAULT_DEDUPE_WINDOW",

@@ -16,11 +16,11 @@ import faust
 from faust.contrib.asgi import serve_asgi
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.projection import Projection, projection_service
+from funnel_stage_engine.read.projection import Projection, projection_service
+from funnel_stage_engine.read.web import create_web_app
 from funnel_stage_engine.settings import StageEngineSettings
-from funnel_stage_engine.web import create_web_app
 
 __all__ = ["attach_http_and_projection"]
 

@@ -29,8 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from funnel_stage_engine.matching import Match
-from funnel_stage_engine.windows import CountWindow, parse_duration
+from funnel_stage_engine.domain.matching import Match
+from funnel_stage_engine.domain.windows import CountWindow, parse_duration
 
 __all__ = [
     "BUILTIN_DIRECTORY",
@@ -230,7 +230,7 @@ def load_funnels(directory: Path | None = None) -> list[Funnel]:
 
 
 def _builtin_files() -> list[tuple[Path, bytes]]:
-    root = resources.files("funnel_stage_engine").joinpath(BUILTIN_DIRECTORY)
+    root = resources.files("funnel_stage_engine.domain").joinpath(BUILTIN_DIRECTORY)
     entries = sorted(
         (entry for entry in root.iterdir() if entry.name.endswith(_SUFFIXES)),
         key=lambda entry: entry.name,

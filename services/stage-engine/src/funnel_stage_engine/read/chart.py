@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from funnel_stage_engine.report import FunnelReport, percent
+from funnel_stage_engine.read.report import FunnelReport, percent
 
 __all__ = ["Bar", "Chart", "Neck", "funnel_chart"]
 

@@ -27,7 +27,7 @@ from funnel_shared.settings import DatabaseSettings, KafkaSettings
 from mode import Service
 from pydantic import TypeAdapter, ValidationError
 
-from funnel_stage_engine.projection_store import Output, ProjectionStore
+from funnel_stage_engine.read.projection_store import Output, ProjectionStore
 
 __all__ = ["Projection", "decode_outputs", "projection_service"]
 

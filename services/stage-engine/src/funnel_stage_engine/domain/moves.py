@@ -12,8 +12,9 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from funnel_shared.events import (
     ContactEvent,
@@ -23,14 +24,16 @@ from funnel_shared.events import (
     stage_change_id,
 )
 
-from funnel_stage_engine.definitions import Funnel, FunnelDefinition, RuleDefinition
-from funnel_stage_engine.matching import matches
-from funnel_stage_engine.state import ContactState, FunnelState
-from funnel_stage_engine.windows import record_time
+from funnel_stage_engine.domain.definitions import Funnel, FunnelDefinition, RuleDefinition
+from funnel_stage_engine.domain.matching import matches
+from funnel_stage_engine.domain.state import ContactState, FunnelState
+from funnel_stage_engine.domain.windows import record_time
 
-__all__ = ["Verdict", "enter_stage", "evaluate_funnel", "verdict"]
+__all__ = ["CauseKind", "Verdict", "enter_stage", "evaluate_funnel", "stage_changed", "verdict"]
 
 Verdict = Literal["move", "blocked", "ignore"]
+# What moved a contact: one of its events, a merge of two contacts, or a stall.
+CauseKind = Literal["event", "merge", "stall"]
 
 
 def evaluate_funnel(
@@ -106,22 +109,17 @@ def _move(
     state.funnels[funnel.name] = enter_stage(
         funnel, before, rule.to, at=event.timestamp, entry_id=event.message_id
     )
-    furthest = state.funnels[funnel.name].furthest
-    return StageChanged(
-        id=stage_change_id(
-            funnel=funnel.name, contact_id=contact_id, message_id=event.message_id, to_stage=rule.to
-        ),
-        funnel=funnel.name,
-        funnel_version=funnel.version,
+    return stage_changed(
+        funnel,
         contact_id=contact_id,
         from_stage=before.current if before else None,
-        to_stage=rule.to,
-        furthest_stage=furthest,
+        position=state.funnels[funnel.name],
         rule_id=rule.id,
-        cause_message_id=event.message_id,
+        cause_id=event.message_id,
+        cause_kind="event",
         event_time=event.timestamp,
         processed_at=processed_at,
-        traits=dict(state.traits),
+        traits=state.traits,
     )
 
 
@@ -150,6 +148,47 @@ def _blocked(
         cause_message_id=event.message_id,
         event_time=event.timestamp,
         processed_at=processed_at,
+    )
+
+
+def stage_changed(
+    funnel: Funnel,
+    *,
+    contact_id: str,
+    from_stage: str | None,
+    position: FunnelState,
+    rule_id: str,
+    cause_id: str,
+    cause_kind: CauseKind,
+    event_time: datetime,
+    processed_at: datetime,
+    traits: Mapping[str, Any],
+) -> StageChanged:
+    """The one way to build a ``StageChanged``: the contact is now at ``position``.
+
+    ``cause_id`` is what caused the move (an event's messageId, a merge id or a
+    stall's id); with the funnel, contact and new stage it makes the change's
+    deterministic id, so a replay yields the same id.
+    """
+    return StageChanged(
+        id=stage_change_id(
+            funnel=funnel.name,
+            contact_id=contact_id,
+            message_id=cause_id,
+            to_stage=position.current,
+        ),
+        funnel=funnel.name,
+        funnel_version=funnel.version,
+        contact_id=contact_id,
+        from_stage=from_stage,
+        to_stage=position.current,
+        furthest_stage=position.furthest,
+        rule_id=rule_id,
+        cause_message_id=cause_id,
+        cause_kind=cause_kind,
+        event_time=event_time,
+        processed_at=processed_at,
+        traits=dict(traits),
     )
 
 

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.report import FunnelReport
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.read.report import FunnelReport
 
 __all__ = [
     "BlockedView",

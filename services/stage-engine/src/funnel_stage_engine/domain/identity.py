@@ -29,12 +29,12 @@ from funnel_shared.events import (
     StageChanged,
     contact_merged_id,
     merge_id,
-    stage_change_id,
 )
 
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.state import ContactState, FunnelState
-from funnel_stage_engine.windows import record_time
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.moves import stage_changed
+from funnel_stage_engine.domain.state import ContactState, FunnelState
+from funnel_stage_engine.domain.windows import record_time
 
 __all__ = [
     "LINKED_LIMIT",
@@ -159,25 +159,17 @@ def merge(
         )
         if ours is None or merged.current != ours.current:
             outputs.append(
-                StageChanged(
-                    id=stage_change_id(
-                        funnel=funnel.name,
-                        contact_id=contact_id,
-                        message_id=the_merge,
-                        to_stage=merged.current,
-                    ),
-                    funnel=funnel.name,
-                    funnel_version=funnel.version,
+                stage_changed(
+                    funnel,
                     contact_id=contact_id,
                     from_stage=ours.current if ours else None,
-                    to_stage=merged.current,
-                    furthest_stage=merged.furthest,
+                    position=merged,
                     rule_id=MERGE_RULE_ID,
-                    cause_message_id=the_merge,
+                    cause_id=the_merge,
                     cause_kind="merge",
                     event_time=event_time,
                     processed_at=processed_at,
-                    traits=dict(state.traits),
+                    traits=state.traits,
                 )
             )
     return state, outputs

@@ -1,4 +1,8 @@
-"""Batch processing: decode and evaluate each record, publish everything, wait, then store.
+"""Batch processing: decode each record, publish everything, wait, then store; and count.
+
+What a record means for its contact is decided in the domain
+(``domain/contact.py``, ``decide``); this module only does the I/O around it,
+in an order that keeps a crash safe.
 
 Crash safety without Kafka transactions rests on the order of the last two
 steps. The outputs of a batch of records are sent and acknowledged by the
@@ -10,7 +14,7 @@ were not committed; replaying one either finds its messageId already in the
 state (no output) or recomputes the same outputs from the same state, with the
 same deterministic ids. Duplicates are possible (at-least-once); a transition
 under a new id is not. Within a batch, a record sees the states that earlier
-records produced (``batch.py``), so one batch yields what the same records
+records produced (``worker/batch.py``), so one batch yields what the same records
 would yield one at a time.
 
 A failure to *publish* is not a record's fault and is not dead-lettered: it
@@ -18,7 +22,7 @@ propagates, nothing of the batch is stored, and the caller stops the worker
 without acknowledging any of its records.
 
 Identity and stalls use the same order. Records on the internal command topic
-(``commands.py``) are commands: a link is decided on the anonymous contact's
+(``domain/commands.py``) are commands: a link is decided on the anonymous contact's
 partition, whose state then travels to the identified contact in a transfer
 (sent before the anonymous state is marked merged); a tick fires due stalls.
 See the README, "Identity" and "Stalls".
@@ -44,19 +48,21 @@ from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
 from funnel_shared.settings import TopicSettings
 from pydantic import ValidationError
 
-from funnel_stage_engine import engine
-from funnel_stage_engine.batch import Batch, BatchPublisher, Inbound, StateStore, Tally
-from funnel_stage_engine.commands import Forward, Link, Tick, Transfer, decode_command
-from funnel_stage_engine.definitions import Funnel
-from funnel_stage_engine.identity import (
-    LINKED_LIMIT,
-    link_verdict,
-    links_to_request,
-    merge,
-    usable_id,
+from funnel_stage_engine.domain import engine
+from funnel_stage_engine.domain.commands import decode_command
+from funnel_stage_engine.domain.contact import (
+    AnyCommand,
+    Evaluate,
+    Message,
+    Outcome,
+    decide,
+    seen_at,
+    subject,
 )
-from funnel_stage_engine.metrics import Outcome, StageEngineMetrics
-from funnel_stage_engine.stalls import advance, next_deadline
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.stalls import next_deadline
+from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.worker.batch import Batch, BatchPublisher, Inbound, StateStore, Tally
 
 __all__ = [
     "SOURCE",
@@ -71,8 +77,6 @@ log = logging.getLogger("funnel.stage_engine")
 
 SOURCE = "/funnel/stage-engine"
 SERVICE = "stage-engine"
-
-Evaluate = Callable[..., engine.Evaluation]
 
 
 class DeadlineListener(Protocol):
@@ -123,9 +127,7 @@ class ContactEventHandler:
         for record in records:
             batch.begin(record.origin)
             try:
-                tally = (
-                    self._command(batch, record) if record.command else self._event(batch, record)
-                )
+                tally = self._record(batch, record)
             except Exception as exc:  # A rule that trips on a record must not stop the partition.
                 batch.discard()
                 tally = self._reject(batch, record, exc, reason="evaluation_failed")
@@ -149,117 +151,39 @@ class ContactEventHandler:
         [outcome] = await self.handle_batch([Inbound(key=key, value=value, command=True)])
         return outcome
 
-    def _event(self, batch: Batch, record: Inbound) -> Tally:
+    def _record(self, batch: Batch, record: Inbound) -> Tally:
+        """Decode one record, let the domain decide it, and stage what it decided."""
+        message: Message
         try:
-            event = ContactEvent.model_validate_json(record.value)
+            if record.command:
+                message = decode_command(record.value)
+            else:
+                message = ContactEvent.model_validate_json(record.value)
         except ValidationError as exc:
-            return self._reject(batch, record, exc, reason="invalid_event")
-        contact_id = event.contact_key
-        self.deadlines.saw(contact_id, event.timestamp)
-        state = batch.state(contact_id)
-        if state.merged_into is not None and usable_id(event.user_id) is None:
-            # This anonymous contact was merged: the event counts for its owner.
-            self._send_command(
-                batch, state.merged_into, Forward(user_id=state.merged_into, event=event)
-            )
-            return Tally("forwarded")
-        return self._evaluate(batch, contact_id, state, event)
-
-    def _command(self, batch: Batch, record: Inbound) -> Tally:
-        try:
-            command = decode_command(record.value)
-        except ValidationError as exc:
-            return self._reject(batch, record, exc, reason="invalid_command")
-        if isinstance(command, Forward):
-            self.deadlines.saw(command.user_id, command.event.timestamp)
-            state = batch.state(command.user_id)
-            return self._evaluate(batch, command.user_id, state, command.event)
-        if isinstance(command, Link):
-            return self._link(batch, record, command)
-        if isinstance(command, Transfer):
-            return self._transfer(batch, command)
-        return self._tick(batch, command)
-
-    def _evaluate(
-        self, batch: Batch, contact_id: str, state: engine.ContactState, event: ContactEvent
-    ) -> Tally:
-        result = self.evaluate(
-            state, event, funnels=self.funnels, processed_at=self.clock(), contact_id=contact_id
-        )
-        links = links_to_request(result.state, event, contact_id)
-        result.state.linked = [*result.state.linked, *links][-LINKED_LIMIT:]
-        self._publish_outputs(batch, result.outputs)
-        for anonymous_id in links:
-            link = Link(
-                anonymous_id=anonymous_id,
-                user_id=contact_id,
-                message_id=event.message_id,
-                event_time=event.timestamp,
-            )
-            self._send_command(batch, anonymous_id, link)
-        batch.keep(contact_id, result.state)
-        return _tally(result.outputs)
-
-    def _link(self, batch: Batch, record: Inbound, link: Link) -> Tally:
-        state = batch.state(link.anonymous_id)
-        verdict, reason = link_verdict(state, anonymous_id=link.anonymous_id, user_id=link.user_id)
-        if verdict == "duplicate":
-            return Tally("unchanged")
-        if verdict == "reject":
-            return self._reject(batch, record, ValueError(reason), reason="link_rejected")
-        transfer = Transfer(
-            anonymous_id=link.anonymous_id,
-            user_id=link.user_id,
-            message_id=link.message_id,
-            event_time=link.event_time,
-            state=state.to_json(),
-        )
-        self._send_command(batch, link.user_id, transfer)
-        # The anonymous contact shrinks to a pointer at its owner (its deadlines went along).
-        batch.keep(link.anonymous_id, engine.ContactState(merged_into=link.user_id))
-        return Tally("unchanged")
-
-    def _transfer(self, batch: Batch, transfer: Transfer) -> Tally:
-        target = batch.state(transfer.user_id)
-        state, outputs = merge(
-            target,
-            engine.ContactState.from_json(transfer.state),
-            contact_id=transfer.user_id,
-            merged_contact_id=transfer.anonymous_id,
-            cause_message_id=transfer.message_id,
-            event_time=transfer.event_time,
+            reason = "invalid_command" if record.command else "invalid_event"
+            return self._reject(batch, record, exc, reason=reason)
+        contact_id = subject(message)
+        event_time = seen_at(message)
+        if event_time is not None:
+            self.deadlines.saw(contact_id, event_time)
+        decision = decide(
+            batch.state(contact_id),
+            message,
             funnels=self.funnels,
             processed_at=self.clock(),
+            evaluate=self.evaluate,
             dedupe_window=self.dedupe_window,
         )
-        self._publish_outputs(batch, outputs)
-        batch.keep(transfer.user_id, state)
-        return _tally(outputs)
-
-    def _tick(self, batch: Batch, tick: Tick) -> Tally:
-        before = batch.state(tick.contact_id)
-        state, outputs = advance(
-            before,
-            contact_id=tick.contact_id,
-            now=tick.now,
-            funnels=self.funnels,
-            processed_at=self.clock(),
-        )
-        self._publish_outputs(batch, outputs)
-        batch.keep(tick.contact_id, state, store=state != before)
-        return _tally(outputs)
-
-    def _publish_outputs(self, batch: Batch, outputs: Sequence[engine.StageOutput]) -> None:
-        for output in outputs:
+        if decision.refused is not None:
+            error = ValueError(decision.refused.detail)
+            return self._reject(batch, record, error, reason=decision.refused.reason)
+        for output in decision.outputs:
             batch.publish(self.topics.stage_changed, encode_output(output))
-
-    def _send_command(
-        self, batch: Batch, contact_id: str, command: Link | Transfer | Forward | Tick
-    ) -> None:
-        record = OutboundRecord(
-            key=contact_id, value=command.model_dump_json().encode(), headers=[]
-        )
-        batch.publish(self.commands_topic, record)
+        for command in decision.commands:
+            batch.publish(self.commands_topic, _command_record(command))
+        if decision.state is not None:
+            batch.keep(contact_id, decision.state, store=decision.store)
+        return Tally(decision.outcome, decision.outputs)
 
     def _count(self, tallies: Sequence[Tally]) -> list[Outcome]:
         # Summed per label first: a labelled counter costs a lookup per call.
@@ -297,6 +221,8 @@ class ContactEventHandler:
         return Tally("rejected", reason=reason)
 
 
-def _tally(outputs: Sequence[engine.StageOutput]) -> Tally:
-    changed = any(isinstance(output, StageChanged) for output in outputs)
-    return Tally("changed" if changed else "unchanged", outputs)
+def _command_record(command: AnyCommand) -> OutboundRecord:
+    """A command for the internal topic, keyed by the contact it acts on."""
+    return OutboundRecord(
+        key=subject(command), value=command.model_dump_json().encode(), headers=[]
+    )

@@ -29,8 +29,8 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from funnel_stage_engine.stalls import next_deadline
-from funnel_stage_engine.state import ContactState
+from funnel_stage_engine.domain.stalls import next_deadline
+from funnel_stage_engine.domain.state import ContactState
 
 __all__ = ["DeadlineIndex", "partition_of"]
 

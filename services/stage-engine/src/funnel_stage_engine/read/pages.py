@@ -13,16 +13,16 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BeforeValidator
 
-from funnel_stage_engine.api import FunnelDep, Pool, funnel_report
-from funnel_stage_engine.chart import funnel_chart
-from funnel_stage_engine.report import duration, percent
+from funnel_stage_engine.read.api import FunnelDep, Pool, funnel_report
+from funnel_stage_engine.read.chart import funnel_chart
+from funnel_stage_engine.read.report import duration, percent
 
 __all__ = ["day_range", "pages_router"]
 
 pages_router = APIRouter(include_in_schema=False)
 
 _templates = Environment(
-    loader=PackageLoader("funnel_stage_engine", "templates"),
+    loader=PackageLoader("funnel_stage_engine.read", "templates"),
     autoescape=select_autoescape(["html", "svg"]),
     trim_blocks=True,
     lstrip_blocks=True,

@@ -16,11 +16,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, Response
 
-from funnel_stage_engine.api import api_router
-from funnel_stage_engine.definitions import Funnel
+from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import CONTENT_TYPE, StageEngineMetrics
-from funnel_stage_engine.pages import pages_router
-from funnel_stage_engine.projection import Projection
+from funnel_stage_engine.read.api import api_router
+from funnel_stage_engine.read.pages import pages_router
+from funnel_stage_engine.read.projection import Projection
 
 __all__ = ["WebState", "create_web_app"]
 

@@ -1,0 +1,202 @@
+"""Per-contact decisions: what one decoded record means for the contact it is about.
+
+A record is a message about exactly one contact (its ``subject``): a contact
+event, or a command on the internal command topic (``commands.py``). Given that
+contact's state, ``decide`` says what follows: the contact's new state, the
+outputs to publish on ``funnel.stage-changed.v1``, and the commands to send to
+other contacts (each keyed by its own subject). It publishes and stores nothing;
+the worker's handler does, in the order that keeps a crash safe.
+
+- An anonymous event of a contact already merged into another is forwarded to
+  its owner (``Forward``), which evaluates it as its own.
+- An event (or a forwarded one) is evaluated against every funnel
+  (``engine.evaluate``); an event that links anonymousIds to its identified
+  contact asks each of them to join (``Link``).
+- A link is decided against the anonymous contact's state: merged (its state
+  travels to the owner in a ``Transfer`` and it shrinks to a pointer), a
+  duplicate (nothing), or refused.
+- A transfer merges the anonymous state into the owner's (``identity.merge``).
+- A tick fires the contact's due stalls (``stalls.advance``).
+
+Pure: no I/O and no clock; ``processed_at`` comes in as an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from funnel_shared.events import ContactEvent, StageChanged
+
+from funnel_stage_engine.domain import engine
+from funnel_stage_engine.domain.commands import Forward, Link, Tick, Transfer
+from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.engine import ContactState, StageOutput
+from funnel_stage_engine.domain.identity import (
+    LINKED_LIMIT,
+    link_verdict,
+    links_to_request,
+    merge,
+    usable_id,
+)
+from funnel_stage_engine.domain.stalls import advance
+
+__all__ = [
+    "AnyCommand",
+    "Decision",
+    "Evaluate",
+    "Message",
+    "Outcome",
+    "Refusal",
+    "decide",
+    "seen_at",
+    "subject",
+]
+
+# What a record came to, as counted in ``funnel_stage_engine_events_processed_total``.
+Outcome = Literal["changed", "unchanged", "rejected", "forwarded"]
+
+AnyCommand = Link | Transfer | Forward | Tick
+Message = ContactEvent | AnyCommand
+
+# ``engine.evaluate`` or a stand-in with its signature (tests make it trip on a record).
+Evaluate = Callable[..., engine.Evaluation]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a message was refused: ``reason`` is the metric label, ``detail`` says why."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one message means for its subject.
+
+    ``state`` is the subject's new state (``None``: nothing to keep). With
+    ``store`` false it is only remembered for the rest of the batch, not written
+    (a tick that fired nothing). ``commands`` go to the command topic, each keyed
+    by ``subject(command)``. ``refused`` is set when the message is refused; then
+    there is nothing else.
+    """
+
+    state: ContactState | None = None
+    outputs: Sequence[StageOutput] = ()
+    commands: Sequence[AnyCommand] = ()
+    outcome: Outcome = "unchanged"
+    store: bool = True
+    refused: Refusal | None = None
+
+
+def subject(message: Message) -> str:
+    """The contact a message is about: its state decides it, and its record is keyed by it."""
+    if isinstance(message, ContactEvent):
+        return message.contact_key
+    if isinstance(message, Link):
+        return message.anonymous_id
+    if isinstance(message, Tick):
+        return message.contact_id
+    return message.user_id  # Forward, Transfer.
+
+
+def seen_at(message: Message) -> datetime | None:
+    """The event time a message shows of its subject (an event's), if any."""
+    if isinstance(message, ContactEvent):
+        return message.timestamp
+    if isinstance(message, Forward):
+        return message.event.timestamp
+    return None
+
+
+def decide(
+    state: ContactState,
+    message: Message,
+    *,
+    funnels: Sequence[Funnel],
+    processed_at: datetime,
+    evaluate: Evaluate = engine.evaluate,
+    dedupe_window: int = engine.DEFAULT_DEDUPE_WINDOW,
+) -> Decision:
+    """Decide ``message`` against its subject's ``state``. Does not mutate ``state``.
+
+    ``dedupe_window`` bounds the recent ids a merge keeps (events use
+    ``evaluate``'s own default).
+    """
+    contact_id = subject(message)
+    if isinstance(message, ContactEvent):
+        if state.merged_into is not None and usable_id(message.user_id) is None:
+            # This anonymous contact was merged: the event counts for its owner.
+            forward = Forward(user_id=state.merged_into, event=message)
+            return Decision(commands=[forward], outcome="forwarded")
+        return _evaluate(state, message, contact_id, funnels, processed_at, evaluate)
+    if isinstance(message, Forward):
+        return _evaluate(state, message.event, contact_id, funnels, processed_at, evaluate)
+    if isinstance(message, Link):
+        return _link(state, message)
+    if isinstance(message, Transfer):
+        target, outputs = merge(
+            state,
+            ContactState.from_json(message.state),
+            contact_id=contact_id,
+            merged_contact_id=message.anonymous_id,
+            cause_message_id=message.message_id,
+            event_time=message.event_time,
+            funnels=funnels,
+            processed_at=processed_at,
+            dedupe_window=dedupe_window,
+        )
+        return Decision(target, outputs, outcome=_outcome(outputs))
+    ticked, stalls = advance(
+        state, contact_id=contact_id, now=message.now, funnels=funnels, processed_at=processed_at
+    )
+    return Decision(ticked, stalls, outcome=_outcome(stalls), store=ticked != state)
+
+
+def _evaluate(
+    state: ContactState,
+    event: ContactEvent,
+    contact_id: str,
+    funnels: Sequence[Funnel],
+    processed_at: datetime,
+    evaluate: Evaluate,
+) -> Decision:
+    result = evaluate(
+        state, event, funnels=funnels, processed_at=processed_at, contact_id=contact_id
+    )
+    links = links_to_request(result.state, event, contact_id)
+    result.state.linked = [*result.state.linked, *links][-LINKED_LIMIT:]
+    requests = [
+        Link(
+            anonymous_id=anonymous_id,
+            user_id=contact_id,
+            message_id=event.message_id,
+            event_time=event.timestamp,
+        )
+        for anonymous_id in links
+    ]
+    return Decision(result.state, result.outputs, requests, outcome=_outcome(result.outputs))
+
+
+def _link(state: ContactState, link: Link) -> Decision:
+    verdict, reason = link_verdict(state, anonymous_id=link.anonymous_id, user_id=link.user_id)
+    if verdict == "duplicate":
+        return Decision()
+    if verdict == "reject":
+        return Decision(outcome="rejected", refused=Refusal("link_rejected", reason))
+    transfer = Transfer(
+        anonymous_id=link.anonymous_id,
+        user_id=link.user_id,
+        message_id=link.message_id,
+        event_time=link.event_time,
+        state=state.to_json(),
+    )
+    # The anonymous contact shrinks to a pointer at its owner (its deadlines went along).
+    return Decision(ContactState(merged_into=link.user_id), commands=[transfer])
+
+
+def _outcome(outputs: Sequence[StageOutput]) -> Outcome:
+    return "changed" if any(isinstance(output, StageChanged) for output in outputs) else "unchanged"

@@ -1,0 +1,67 @@
+"""What ``worker/faust_internals.py`` relies on still holds in the installed faust and aiokafka.
+
+Each test names one private use. When an upgrade breaks one, re-read the new
+source, adapt ``faust_internals.py`` and its comments, then move ``VERSIONS``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextvars import ContextVar
+from importlib.metadata import version
+
+import aiokafka
+import faust
+import faust.streams
+from faust.transport import consumer as faust_consumer
+from faust.transport import producer as faust_producer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from funnel_stage_engine.worker.faust_internals import VERSIONS, TunedApp, handling
+
+
+def _parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_the_installed_versions_are_the_ones_the_internals_were_checked_against() -> None:
+    assert {name: version(name) for name in VERSIONS} == VERSIONS
+
+
+def test_handling_an_event_makes_it_faust_current_event() -> None:
+    class Event:  # Faust keeps only a weak reference: any object that allows one will do.
+        pass
+
+    event = Event()
+    assert isinstance(faust.streams._current_event, ContextVar)
+    before = faust.streams.current_event()
+
+    with handling(event):  # type: ignore[arg-type]
+        assert faust.streams.current_event() is event
+    assert faust.streams.current_event() is before
+
+
+def test_faust_keeps_the_committed_offsets_in_the_consumer() -> None:
+    source = inspect.getsource(faust_consumer.Consumer.__init__)
+    assert "self._committed_offset = " in source
+
+
+def test_faust_builds_its_worker_consumer_in_a_private_factory_we_override() -> None:
+    thread = faust_aiokafka.AIOKafkaConsumerThread
+    assert _parameters(thread._create_worker_consumer) == ["self", "transport"]
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(thread._create_worker_consumer)
+    assert _parameters(faust_aiokafka.Consumer._new_consumer_thread) == ["self"]
+
+
+def test_aiokafka_reads_the_fetch_wait_only_when_the_consumer_starts() -> None:
+    consumer = aiokafka.AIOKafkaConsumer
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(consumer.__init__)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(consumer.start)
+
+
+def test_the_app_builds_its_transport_and_producer_in_private_factories() -> None:
+    assert _parameters(faust.App._new_transport) == ["self"]
+    assert _parameters(faust.App._new_producer) == ["self"]
+    assert "self.conf.broker_consumer" in inspect.getsource(faust.App._new_transport)
+    assert faust_producer.ProducerBuffer.max_messages == 100
+    assert TunedApp._new_transport is not faust.App._new_transport
+    assert TunedApp._new_producer is not faust.App._new_producer
