@@ -17,10 +17,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from funnel_shared.events import AnyStageOutput
 from funnel_shared.kafka import OutboundRecord
 
 from funnel_stage_engine.domain.contact import Outcome
-from funnel_stage_engine.domain.engine import ContactState, StageOutput
+from funnel_stage_engine.domain.engine import ContactState
 
 __all__ = ["Batch", "BatchPublisher", "Inbound", "Outbound", "StateStore", "Tally"]
 
@@ -65,7 +66,7 @@ class Tally:
     """What one record came to, counted in the metrics once the batch is stored."""
 
     outcome: Outcome
-    outputs: Sequence[StageOutput] = ()
+    outputs: Sequence[AnyStageOutput] = ()
     reason: str | None = None
 
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from funnel_shared.events import (
+    AnyStageOutput,
     ContactEvent,
     ContactMerged,
     StageBlocked,
@@ -95,7 +96,7 @@ class _NoDeadlines:
         return None
 
 
-def encode_output(output: engine.StageOutput) -> OutboundRecord:
+def encode_output(output: AnyStageOutput) -> OutboundRecord:
     """A stage change or a refused skip as a record keyed by contact, ``ce_id`` = its id."""
     return encode_model(
         output,
