@@ -3,8 +3,7 @@
 Everything that knows aiokafka's argument names lives here, so the services
 stay free of broker tuning and the embedded broker is only configuration.
 The publisher seam itself (``Publisher``, ``publish_all``) is in
-``funnel_shared.publishing``; ``OutboundRecord``, ``Publisher`` and ``publish``
-are also importable from here, where they used to live.
+``funnel_shared.publishing``.
 """
 
 from __future__ import annotations
@@ -21,20 +20,17 @@ from pydantic import BaseModel
 
 from funnel_shared.cloudevents import cloudevent_headers
 from funnel_shared.events import RejectedRecord
-from funnel_shared.publishing import OutboundRecord, Publisher, publish
+from funnel_shared.publishing import OutboundRecord
 from funnel_shared.settings import KafkaSettings
 
 __all__ = [
     "AiokafkaPublisher",
-    "OutboundRecord",
-    "Publisher",
     "TopicCreationError",
     "consumer_kwargs",
     "creation_failures",
     "encode_model",
     "ensure_topics",
     "producer_kwargs",
-    "publish",
     "rejected_record",
 ]
 

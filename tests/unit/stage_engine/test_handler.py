@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 from funnel_shared.events import RejectedRecord, StageChanged, stage_change_id
-from funnel_shared.kafka import OutboundRecord
-from funnel_shared.publishing import publish_all
+from funnel_shared.publishing import OutboundRecord, publish_all
 from funnel_stage_engine.worker.adapters import FaustPublisher
 from funnel_stage_engine.worker.handler import ContactEventHandler
 

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from funnel_shared.events import ContactEvent
 from funnel_shared.ids import is_blocked_id
-from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
+from funnel_shared.kafka import encode_model, rejected_record
+from funnel_shared.publishing import OutboundRecord
 from pydantic import BaseModel
 
 from funnel_ingest.api_models import Accepted, BatchAccepted, RejectedMessage

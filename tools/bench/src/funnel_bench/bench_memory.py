@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 from aiokafka import AIOKafkaConsumer
-from funnel_shared.kafka import OutboundRecord
+from funnel_shared.publishing import OutboundRecord
 from funnel_shared.settings import KafkaSettings
 
 from funnel_bench.bench_stage_engine import STORE, faust_processed, start_worker, wait_processed

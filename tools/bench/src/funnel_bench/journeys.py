@@ -15,7 +15,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from funnel_shared.events import ContactEvent
-from funnel_shared.kafka import OutboundRecord, encode_model, producer_kwargs
+from funnel_shared.kafka import encode_model, producer_kwargs
+from funnel_shared.publishing import OutboundRecord
 from funnel_shared.settings import KafkaSettings
 
 __all__ = ["JOURNEY", "contact_record", "journey_records", "preload"]

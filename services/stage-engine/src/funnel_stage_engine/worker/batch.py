@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from funnel_shared.events import AnyStageOutput
-from funnel_shared.kafka import OutboundRecord
+from funnel_shared.publishing import OutboundRecord
 
 from funnel_stage_engine.domain.contact import Outcome
 from funnel_stage_engine.domain.engine import ContactState

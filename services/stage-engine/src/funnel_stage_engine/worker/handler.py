@@ -45,8 +45,8 @@ from funnel_shared.events import (
     StageChanged,
     StageStalled,
 )
-from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
-from funnel_shared.publishing import Publisher, publish_all
+from funnel_shared.kafka import encode_model, rejected_record
+from funnel_shared.publishing import OutboundRecord, Publisher, publish_all
 from funnel_shared.settings import TopicSettings
 from pydantic import ValidationError
 
