@@ -101,13 +101,19 @@ note_volumes() {  # remember the volumes of the project's containers: `down` kee
             tr ' ' '\n' | grep . >>"$ANONYMOUS"
     done
 }
-poll() {  # seconds what command...: retry every 3 s until the command succeeds
-    local limit=$1 what=$2 until=$((SECONDS + $1))
-    shift 2
+poll() {  # seconds command...: retry every 3 s until the command succeeds; 1 on time-out
+    local until=$((SECONDS + $1))
+    shift
     until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$until" ] || fail "$what: not within ${limit}s"
+        [ "$SECONDS" -lt "$until" ] || return 1
         sleep 3
     done
+}
+healthy() {  # container
+    [ "$("$ENGINE" inspect --format '{{.State.Health.Status}}' "$1" 2>/dev/null)" = healthy ]
+}
+ended() {  # container
+    [ "$("$ENGINE" inspect --format '{{.State.Status}}' "$1" 2>/dev/null)" = exited ]
 }
 
 # --- teardown, also on failure ------------------------------------------------------------------
@@ -129,6 +135,7 @@ teardown() {
         say "== teardown: down -v (containers, volumes and network of $PROJECT)"
         note_volumes
         compose 300 down -v >"$LOGS/down-v.log" 2>&1 || say "   down -v failed: see $LOGS/down-v.log" >&2
+        # shellcheck disable=SC2013  # volume names have no spaces
         for volume in $(sort -u "$ANONYMOUS"); do
             "$ENGINE" volume rm "$volume" >/dev/null 2>&1 || true
         done
@@ -216,13 +223,13 @@ wait_for_stack() {
     for svc in "${HEALTHY[@]}"; do
         c=$(ctr "$svc")
         [ -n "$c" ] || fail "no $svc container"
-        poll 300 "$svc healthy (now: $(state "$c"))" sh -c "[ \"\$('$ENGINE' inspect --format '{{.State.Health.Status}}' $c)\" = healthy ]"
+        poll 300 healthy "$c" || fail "$svc is not healthy within 300 s: $(state "$c")"
         ok "$svc: $(state "$c")"
     done
     for svc in "${JOBS[@]}"; do
         c=$(ctr "$svc")
         [ -n "$c" ] || fail "no $svc container"
-        poll 300 "$svc finished" sh -c "[ \"\$('$ENGINE' inspect --format '{{.State.Status}}' $c)\" = exited ]"
+        poll 300 ended "$c" || fail "$svc has not finished within 300 s: $(state "$c")"
         [ "$(exited "$c")" = "exited 0" ] || fail "$svc: $(state "$c"): $("$ENGINE" logs --tail 20 "$c" 2>&1)"
         ok "$svc: exited 0"
     done
@@ -231,8 +238,8 @@ wait_for_stack() {
 ready() {  # port...: every service on these host ports answers /readyz with 200
     local port
     for port in "$@"; do
-        poll 300 "127.0.0.1:$port/readyz ($(curl -sS -m 5 "http://127.0.0.1:$port/readyz" 2>&1 | head -c 200))" \
-            curl -fsS -m 5 "http://127.0.0.1:$port/readyz"
+        poll 300 curl -fsS -m 5 "http://127.0.0.1:$port/readyz" ||
+            fail "127.0.0.1:$port/readyz not ready within 300 s: $(curl -sS -m 5 "http://127.0.0.1:$port/readyz" 2>&1 | head -c 300)"
         ok "127.0.0.1:$port/readyz: $(curl -sS -m 5 "http://127.0.0.1:$port/readyz")"
     done
 }
@@ -285,16 +292,18 @@ send '{
 done_step
 
 step "the stage change in PostgreSQL: received_stage_changes (notifier) and contact_stages (stage engine)"
-poll 180 "a row for user-1 in received_stage_changes" \
-    has_rows "select count(*) from received_stage_changes where contact_id = 'user-1'"
+poll 180 has_rows "select count(*) from received_stage_changes where contact_id = 'user-1'" ||
+    fail "no row for user-1 in received_stage_changes within 180 s: $(psql_value 'select contact_id, to_stage from received_stage_changes' | tr '\n' ';')"
 ok "received_stage_changes: $(psql_value "select contact_id, funnel, from_stage, to_stage from received_stage_changes where contact_id = 'user-1'" | tr '\n' ';')"
-poll 180 "a row for user-1 in contact_stages" has_rows "select count(*) from contact_stages where contact_id = 'user-1'"
+poll 180 has_rows "select count(*) from contact_stages where contact_id = 'user-1'" ||
+    fail "no row for user-1 in contact_stages within 180 s: $(psql_value 'select contact_id, current_stage from contact_stages' | tr '\n' ';')"
 ok "contact_stages: $(psql_value "select contact_id, funnel, current_stage from contact_stages where contact_id = 'user-1'" | tr '\n' ';')"
 done_step
 
 step "a mail to ada@example.com in Mailpit (its HTTP API)"
-poll 180 "a mail to ada@example.com at 127.0.0.1:$MAILPIT/api/v1/messages" \
-    sh -c "curl -fsS -m 5 http://127.0.0.1:$MAILPIT/api/v1/messages | grep -q ada@example.com"
+mail_to_ada() { curl -fsS -m 5 "http://127.0.0.1:$MAILPIT/api/v1/messages" | grep -q ada@example.com; }
+poll 180 mail_to_ada ||
+    fail "no mail to ada@example.com within 180 s: $(curl -sS -m 5 "http://127.0.0.1:$MAILPIT/api/v1/messages" 2>&1 | head -c 300)"
 ok "$(curl -fsS -m 5 "http://127.0.0.1:$MAILPIT/api/v1/messages" | grep -o '"Subject": *"[^"]*"' | head -n 3 | tr '\n' ' ')"
 done_step
 
@@ -355,7 +364,7 @@ SCALE_PORTS=("$first" "$((first + 1))" "$((first + 2))")
 replicas=$(containers stage-engine | wc -l)
 [ "$replicas" = 3 ] || fail "$replicas stage-engine containers, not 3"
 for c in $(containers stage-engine); do
-    poll 300 "stage-engine replica healthy (now: $(state "$c"))" sh -c "[ \"\$('$ENGINE' inspect --format '{{.State.Health.Status}}' $c)\" = healthy ]"
+    poll 300 healthy "$c" || fail "a stage-engine replica is not healthy within 300 s: $(state "$c")"
 done
 ok "3 stage-engine containers, healthy"
 ready "${SCALE_PORTS[@]}"
@@ -371,10 +380,11 @@ send "${batch%,}]}"
 all_arrived() {
     [ "$(psql_value "select count(distinct contact_id) from received_stage_changes where contact_id like 'scale-%'")" = 24 ]
 }
-poll 300 "stage changes of 24 new contacts in received_stage_changes (now: $(psql_value "select count(distinct contact_id) from received_stage_changes where contact_id like 'scale-%'"))" all_arrived
+poll 300 all_arrived ||
+    fail "not all 24 new contacts' stage changes arrived within 300 s: $(psql_value "select count(distinct contact_id) from received_stage_changes where contact_id like 'scale-%'")"
 ok "24 of 24 new contacts' stage changes arrived"
-poll 120 "the replicas' partitions ($(for p in "${SCALE_PORTS[@]}"; do printf '%s: {%s} ' "$p" "$(partitions_of "$p")"; done))" \
-    shared_partitions "${SCALE_PORTS[@]}"
+poll 120 shared_partitions "${SCALE_PORTS[@]}" ||
+    fail "the replicas do not share the $PARTITIONS partitions: $(for p in "${SCALE_PORTS[@]}"; do printf '%s: { %s} ' "$p" "$(partitions_of "$p")"; done)"
 for port in "${SCALE_PORTS[@]}"; do ok "replica on $port consumes partitions { $(partitions_of "$port")}"; done
 done_step
 
