@@ -157,7 +157,7 @@ teardown() {
         say "passed in $SECONDS s:"
         printf '    %s\n' "${SUMMARY[@]}"
     else
-        rm -rf "$DIR"
+        rm -rf "$DIR" "$ANONYMOUS"
         say "FAILED (exit $rc) in step \"$STEP\"; logs kept in $LOGS" >&2
     fi
     exit "$rc"
