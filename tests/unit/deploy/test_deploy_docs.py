@@ -10,6 +10,7 @@ import json
 import re
 
 from funnel_stage_engine.metrics import StageEngineMetrics
+from prometheus_client import generate_latest
 
 from tests.support.deploy_config import REPO, parse_dockerfile
 
@@ -78,7 +79,7 @@ def test_the_check_parses_the_stage_engines_partition_metric() -> None:
     # Step "the replicas share the partitions" reads each replica's consumer-lag gauge.
     [pattern] = re.findall(r"sed -n 's/\^(.*?)\.\*/\\1/p'", CHECK.read_text())
     regex = pattern.replace(r"\(", "(").replace(r"\)", ")")  # sed's basic regex -> Python's
-    rendered = StageEngineMetrics(lag=lambda: {3: 0, 5: 7}).render().decode()
+    rendered = generate_latest(StageEngineMetrics(lag=lambda: {3: 0, 5: 7}).registry).decode()
     assert re.findall(rf"^{regex}", rendered, re.M) == ["3", "5"]
 
 
