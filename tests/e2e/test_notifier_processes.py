@@ -190,7 +190,7 @@ async def test_admin_api_lists_shows_and_retries_a_dead_follow_up(
             [dead] = await listed("dead")
             detail = (await client.get(f"/v1/followups/{dead['id']}")).json()
             assert detail["record"]["id"] == change.id
-            assert [(a["outcome"], a["status_code"]) for a in detail["attempts_made"]] == [
+            assert [(a["outcome"], a["statusCode"]) for a in detail["attemptsMade"]] == [
                 ("failed", 410)
             ]
             assert (await client.post(f"/v1/followups/{dead['id']}/retry")).status_code == 200

@@ -90,3 +90,16 @@ def blocked(outputs: Iterable[Output], funnel_name: str) -> list[tuple[str | Non
         for output in outputs
         if isinstance(output, StageBlocked) and output.funnel == funnel_name
     ]
+
+
+# A free funnel (stages a, b, c; events A and C move there): for ordering and merge tests.
+FREE = funnel(
+    """
+name: anywhere
+ordering: free
+stages: [a, b, c]
+rules:
+  - {id: a, to: a, match: {event: A}}
+  - {id: c, to: c, match: {event: C}}
+"""
+)

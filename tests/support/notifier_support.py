@@ -24,7 +24,8 @@ from typing import Any
 
 from funnel_notifier.domain.rules import builtin_rules_dir
 from funnel_shared.events import ContactMerged, StageChanged, StageStalled
-from funnel_shared.kafka import Publisher, encode_model, publish
+from funnel_shared.kafka import encode_model
+from funnel_shared.publishing import OutboundRecord, Publisher, publish
 from standardwebhooks import Webhook, WebhookVerificationError
 
 
@@ -222,6 +223,11 @@ async def publish_change(
         time=change.processed_at,
     )
     await publish(publisher, topic, record)
+
+
+async def publish_raw(publisher: Publisher, topic: str, *, key: str, value: bytes) -> None:
+    """Publish bytes as they are, without headers: what a broken or newer producer sends."""
+    await publish(publisher, topic, OutboundRecord(key=key, value=value, headers=[]))
 
 
 async def eventually(

@@ -10,14 +10,14 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
-from funnel_shared.events import StageChanged
+from funnel_shared.events import AnyStageOutput, StageChanged
 from funnel_shared.settings import DatabaseSettings, KafkaSettings
 from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.projection import Projection
 from funnel_stage_engine.read.web import create_web_app
 
 from tests.support.journey_set import funnels_under_test
-from tests.support.stage_outputs import Output, publish_outputs
+from tests.support.stage_outputs import publish_outputs
 
 
 @contextlib.asynccontextmanager
@@ -71,7 +71,7 @@ async def count_rows(database_url: str, query: str, *args: Any) -> int:
 
 @contextlib.asynccontextmanager
 async def projected(
-    kafka: KafkaSettings, outputs: Sequence[Output], *, database_url: str, topic: str
+    kafka: KafkaSettings, outputs: Sequence[AnyStageOutput], *, database_url: str, topic: str
 ) -> AsyncIterator[Projection]:
     """A running projection that has stored ``outputs`` (published here, in order)."""
     history = sum(isinstance(output, StageChanged) for output in outputs)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 from funnel_shared.events import (
+    AnyStageOutput,
     ContactMerged,
     StageBlocked,
     StageChanged,
@@ -20,8 +21,6 @@ from funnel_shared.events import (
 )
 from funnel_shared.kafka import encode_model, producer_kwargs
 from funnel_shared.settings import KafkaSettings
-
-Output = StageChanged | StageBlocked | ContactMerged | StageStalled
 
 
 def journey(
@@ -126,7 +125,9 @@ def stalled(change: StageChanged, *, after: timedelta, move_to: str | None = Non
     )
 
 
-async def publish_outputs(settings: KafkaSettings, topic: str, outputs: Sequence[Output]) -> None:
+async def publish_outputs(
+    settings: KafkaSettings, topic: str, outputs: Sequence[AnyStageOutput]
+) -> None:
     """Send in order, keyed by contact (the engine's partitioning), and wait for every ack."""
     producer = AIOKafkaProducer(**producer_kwargs(settings, client_id="test-outputs"))
     await producer.start()

@@ -17,7 +17,7 @@ from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.integration.conftest import StartNotifier
 from tests.support.kafka_reader import read_records
-from tests.support.notifier_support import eventually, publish_change, stage_change
+from tests.support.notifier_support import eventually, publish_change, publish_raw, stage_change
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ async def test_records_are_told_apart_by_kind_and_only_broken_ones_are_dead_lett
         b'{"kind": "stage_changed", "id": "y"}',  # Missing fields.
     ]
     for value in raw:
-        await publisher.publish(topics.stage_changed, key=contact, value=value, headers=[])
+        await publish_raw(publisher, topics.stage_changed, key=contact, value=value)
     change = stage_change(contact, funnel="hourglass", to_stage="closed")
     await publish_change(publisher, topics.stage_changed, change)
     runtime = await start_notifier(EMAIL_RULES)

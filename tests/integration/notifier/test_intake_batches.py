@@ -19,6 +19,7 @@ from tests.support.notifier_support import (
     eventually,
     new_secret,
     publish_change,
+    publish_raw,
     stage_change,
 )
 
@@ -52,7 +53,7 @@ async def test_one_batch_with_a_replay_and_garbage_in_the_middle_stores_each_cha
     # One key, so one partition: all four are on the topic before the notifier
     # starts, and it reads them as one batch.
     await publish_change(publisher, topics.stage_changed, lead)
-    await publisher.publish(topics.stage_changed, key=contact, value=b"{oops", headers=[])
+    await publish_raw(publisher, topics.stage_changed, key=contact, value=b"{oops")
     await publish_change(publisher, topics.stage_changed, prospect)
     await publish_change(publisher, topics.stage_changed, lead)  # Replayed after a newer one.
     secret = new_secret()

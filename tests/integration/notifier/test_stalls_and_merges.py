@@ -9,17 +9,14 @@ import uuid
 import asyncpg
 import pytest
 from funnel_shared.events import FollowUpEvent, StageChanged
-from funnel_shared.kafka import AiokafkaPublisher
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
-from tests.integration.conftest import StartNotifier
+from tests.integration.notifier.conftest import StartHooked
 from tests.support.kafka_reader import read_records
 from tests.support.notifier_support import (
     WebhookReceiver,
     contact_merged,
     eventually,
-    new_secret,
-    publish_change,
     stage_change,
     stage_stalled,
 )
@@ -71,25 +68,26 @@ async def _sent_once(
 
 
 async def test_a_stall_sends_one_signed_webhook_and_its_move_updates_the_latest_stage_once(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
+    hooked_notifier: StartHooked,
     topics: TopicSettings,
     kafka_settings: KafkaSettings,
     db: asyncpg.Pool,
 ) -> None:
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
-    stall = stage_stalled(
-        contact, stage="prospect", traits={"email": "p@x.example"}, move_to="lead"
-    )
-    # What the stage engine publishes after a stall with moveTo: the move as a stage change.
-    move = stage_change(contact, from_stage="prospect", to_stage="lead").model_copy(
-        update={"cause_kind": "stall", "cause_message_id": stall.id, "event_time": stall.event_time}
-    )
-    with WebhookReceiver(secret) as receiver:
-        await start_notifier(RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
-        for record in (stall, stall, move):  # The stall is redelivered; same key, same partition.
-            await publish_change(publisher, topics.stage_changed, record)
+    async with hooked_notifier(RULES) as hooked:
+        contact, receiver = hooked.contact, hooked.receiver
+        stall = stage_stalled(
+            contact, stage="prospect", traits={"email": "p@x.example"}, move_to="lead"
+        )
+        # What the stage engine publishes after a stall with moveTo: the move as a stage change.
+        move = stage_change(contact, from_stage="prospect", to_stage="lead").model_copy(
+            update={
+                "cause_kind": "stall",
+                "cause_message_id": stall.id,
+                "event_time": stall.event_time,
+            }
+        )
+        # The stall is redelivered; same key, same partition.
+        await hooked.publish(stall, stall, move)
         # The move comes after both copies of the stall, so once it is stored both were read.
         await eventually(lambda: _is_at(db, contact, "lead"), what="the move stored")
         body = await _sent_once(db, receiver, contact)
@@ -113,29 +111,26 @@ async def test_a_stall_sends_one_signed_webhook_and_its_move_updates_the_latest_
 
 
 async def test_a_merge_sends_one_signed_webhook_for_the_surviving_contact(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
+    hooked_notifier: StartHooked,
     topics: TopicSettings,
     kafka_settings: KafkaSettings,
     db: asyncpg.Pool,
 ) -> None:
-    secret = new_secret()
-    contact, anonymous = f"u-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}"
-    merged = contact_merged(
-        contact, anonymous, current_stage="prospect", traits={"email": "u@x.example"}
-    )
-    # The merge moved the identified contact, so a stage change with causeKind merge follows.
-    move: StageChanged = stage_change(contact, to_stage="prospect").model_copy(
-        update={
-            "cause_kind": "merge",
-            "cause_message_id": merged.merge_id,
-            "event_time": merged.event_time,
-        }
-    )
-    with WebhookReceiver(secret) as receiver:
-        await start_notifier(RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
-        for record in (merged, merged, move):
-            await publish_change(publisher, topics.stage_changed, record)
+    anonymous = f"a-{uuid.uuid4().hex}"
+    async with hooked_notifier(RULES) as hooked:
+        contact, receiver = hooked.contact, hooked.receiver
+        merged = contact_merged(
+            contact, anonymous, current_stage="prospect", traits={"email": "u@x.example"}
+        )
+        # The merge moved the identified contact, so a stage change with causeKind merge follows.
+        move: StageChanged = stage_change(contact, to_stage="prospect").model_copy(
+            update={
+                "cause_kind": "merge",
+                "cause_message_id": merged.merge_id,
+                "event_time": merged.event_time,
+            }
+        )
+        await hooked.publish(merged, merged, move)
         await eventually(lambda: _is_at(db, contact, "prospect"), what="the move stored")
         body = await _sent_once(db, receiver, contact)
 

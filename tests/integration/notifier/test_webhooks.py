@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Awaitable
 
 import asyncpg
 import pytest
 from funnel_shared.events import FollowUpEvent
-from funnel_shared.kafka import AiokafkaPublisher
 from funnel_shared.settings import KafkaSettings, TopicSettings
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from tests.integration.conftest import StartNotifier
+from tests.integration.notifier.conftest import StartHooked
 from tests.support.kafka_reader import read_records
 from tests.support.notifier_support import (
     Reply,
-    WebhookReceiver,
     eventually,
-    new_secret,
-    publish_change,
-    stage_change,
 )
 
 pytestmark = pytest.mark.integration
@@ -57,19 +51,15 @@ async def _attempts(db: asyncpg.Pool, contact: str) -> list[asyncpg.Record]:
 
 
 async def test_entering_a_stage_sends_one_signed_webhook_and_publishes_its_lifecycle(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
+    hooked_notifier: StartHooked,
     topics: TopicSettings,
     kafka_settings: KafkaSettings,
     db: asyncpg.Pool,
 ) -> None:
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
-    change = stage_change(contact, funnel="hourglass", to_stage="closed", traits={"name": "Zoë"})
-    with WebhookReceiver(secret) as receiver:
-        await start_notifier(HOOK_RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
-        await publish_change(publisher, topics.stage_changed, change)
-        await publish_change(publisher, topics.stage_changed, change)  # A redelivery.
+    async with hooked_notifier(HOOK_RULES) as hooked:
+        contact, receiver, secret = hooked.contact, hooked.receiver, hooked.receiver.secret
+        change = await hooked.enter(traits={"name": "Zoë"})
+        await hooked.publish(change)  # A redelivery.
         await eventually(lambda: _status(db, contact), what="a follow-up row")
         await eventually(lambda: sum(receiver.acknowledged().values()) == 1, what="delivery")
         await eventually(lambda: _is(db, contact, "sent"), what="status sent")
@@ -110,18 +100,11 @@ async def _is(db: asyncpg.Pool, contact: str, status: str) -> bool:
 
 
 async def test_two_server_errors_then_success_is_three_attempts_under_one_webhook_id(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
-    topics: TopicSettings,
-    db: asyncpg.Pool,
+    hooked_notifier: StartHooked, db: asyncpg.Pool
 ) -> None:
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
-    script = [Reply(500), Reply(500), Reply(200)]
-    with WebhookReceiver(secret, script) as receiver:
-        await start_notifier(HOOK_RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
-        change = stage_change(contact, funnel="hourglass", to_stage="closed")
-        await publish_change(publisher, topics.stage_changed, change)
+    async with hooked_notifier(HOOK_RULES, [Reply(500), Reply(500), Reply(200)]) as hooked:
+        contact, receiver = hooked.contact, hooked.receiver
+        await hooked.enter()
         await eventually(lambda: _is(db, contact, "sent"), what="sent after retries")
     assert len(receiver.requests) == 3
     assert len(set(receiver.ids())) == 1
@@ -135,17 +118,11 @@ async def test_two_server_errors_then_success_is_three_attempts_under_one_webhoo
 
 
 async def test_gone_is_final_and_the_follow_up_is_dead_after_one_attempt(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
-    topics: TopicSettings,
-    db: asyncpg.Pool,
+    hooked_notifier: StartHooked, db: asyncpg.Pool
 ) -> None:
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
-    with WebhookReceiver(secret, [Reply(410)]) as receiver:
-        await start_notifier(HOOK_RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
-        change = stage_change(contact, funnel="hourglass", to_stage="closed")
-        await publish_change(publisher, topics.stage_changed, change)
+    async with hooked_notifier(HOOK_RULES, [Reply(410)]) as hooked:
+        contact, receiver = hooked.contact, hooked.receiver
+        await hooked.enter()
         await eventually(lambda: _is(db, contact, "dead"), what="dead")
     assert len(receiver.requests) == 1
     error = await db.fetchval("SELECT last_error FROM followups WHERE contact_id = $1", contact)
@@ -153,18 +130,11 @@ async def test_gone_is_final_and_the_follow_up_is_dead_after_one_attempt(
 
 
 async def test_a_hanging_receiver_times_out_and_the_retry_is_delivered(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
-    topics: TopicSettings,
-    db: asyncpg.Pool,
+    hooked_notifier: StartHooked, db: asyncpg.Pool
 ) -> None:
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
-    with WebhookReceiver(secret, [Reply(hang=True)]) as receiver:
-        env = {"HOOK_URL": receiver.url, "HOOK_SECRET": secret}
-        await start_notifier(HOOK_RULES, env, attempt_timeout_s=1.0)
-        change = stage_change(contact, funnel="hourglass", to_stage="closed")
-        await publish_change(publisher, topics.stage_changed, change)
+    async with hooked_notifier(HOOK_RULES, [Reply(hang=True)], attempt_timeout_s=1.0) as hooked:
+        contact, receiver = hooked.contact, hooked.receiver
+        await hooked.enter()
         await eventually(lambda: _is(db, contact, "sent"), what="sent after a timeout")
     attempts = await _attempts(db, contact)
     assert [a["outcome"] for a in attempts] == ["failed", "succeeded"]
@@ -173,17 +143,11 @@ async def test_a_hanging_receiver_times_out_and_the_retry_is_delivered(
 
 
 async def test_too_many_requests_with_retry_after_is_honoured(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
-    topics: TopicSettings,
-    db: asyncpg.Pool,
+    hooked_notifier: StartHooked, db: asyncpg.Pool
 ) -> None:
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
-    with WebhookReceiver(secret, [Reply(429, {"Retry-After": "2"})]) as receiver:
-        await start_notifier(HOOK_RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
-        change = stage_change(contact, funnel="hourglass", to_stage="closed")
-        await publish_change(publisher, topics.stage_changed, change)
+    async with hooked_notifier(HOOK_RULES, [Reply(429, {"Retry-After": "2"})]) as hooked:
+        contact = hooked.contact
+        await hooked.enter()
         await eventually(lambda: _is(db, contact, "sent"), what="sent after Retry-After")
     first, second = await _attempts(db, contact)
     assert (first["status_code"], first["retry_after_s"]) == (429, 2.0)
@@ -192,21 +156,13 @@ async def test_too_many_requests_with_retry_after_is_honoured(
 
 
 async def test_a_clean_stop_finishes_the_attempt_in_flight(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
-    topics: TopicSettings,
-    db: asyncpg.Pool,
+    hooked_notifier: StartHooked, db: asyncpg.Pool
 ) -> None:
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
-    with WebhookReceiver(secret, [Reply(delay_s=1.0)]) as receiver:
-        runtime = await start_notifier(
-            HOOK_RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret}
-        )
-        change = stage_change(contact, funnel="hourglass", to_stage="closed")
-        await publish_change(publisher, topics.stage_changed, change)
+    async with hooked_notifier(HOOK_RULES, [Reply(delay_s=1.0)]) as hooked:
+        contact, receiver = hooked.contact, hooked.receiver
+        await hooked.enter()
         await eventually(lambda: len(receiver.requests) == 1, what="a request in flight")
-        await runtime.stop()
+        await hooked.runtime.stop()
     assert await _status(db, contact) == "sent"  # Nothing left for another process to resend.
     assert sum(receiver.acknowledged().values()) == 1
 
@@ -227,39 +183,29 @@ rules:
 
 
 async def test_with_an_hour_long_poll_due_retried_and_delayed_follow_ups_all_go_out(
-    start_notifier: StartNotifier,
-    publisher: AiokafkaPublisher,
-    topics: TopicSettings,
-    db: asyncpg.Pool,
+    hooked_notifier: StartHooked, db: asyncpg.Pool
 ) -> None:
     """The dispatcher wakes when follow-ups are stored and sleeps only until the next
     one is due: the poll interval is only the fallback."""
-    secret = new_secret()
-    contact = f"c-{uuid.uuid4().hex}"
 
     async def statuses() -> list[tuple[str, str]]:
         rows = await db.fetch(
             "SELECT rule_id, status FROM followups WHERE contact_id = $1 ORDER BY rule_id",
-            contact,
+            hooked.contact,
         )
         return [(row["rule_id"], row["status"]) for row in rows]
 
-    with WebhookReceiver(secret, [Reply(503)]) as receiver:
-        env = {"HOOK_URL": receiver.url, "HOOK_SECRET": secret}
-        await start_notifier(NOW_AND_LATER_RULES, env, poll_interval_s=3600.0)
-        closed = stage_change(contact, funnel="hourglass", to_stage="closed")
-        await publish_change(publisher, topics.stage_changed, closed)
+    async with hooked_notifier(NOW_AND_LATER_RULES, [Reply(503)], poll_interval_s=3600.0) as hooked:
+        receiver = hooked.receiver
+        await hooked.enter()
         await eventually(lambda: _has(statuses(), [("crm.now", "sent")]), what="sent after a retry")
         # The dispatcher now has nothing ahead of it: only the new row can wake it.
-        cementing = stage_change(
-            contact, funnel="hourglass", to_stage="cementing", from_stage="closed"
-        )
-        await publish_change(publisher, topics.stage_changed, cementing)
+        await hooked.enter("cementing", from_stage="closed")
         await eventually(
             lambda: _has(statuses(), [("crm.later", "sent"), ("crm.now", "sent")]),
             what="the delayed follow-up sent",
         )
-    attempts = await _attempts(db, contact)
+    attempts = await _attempts(db, hooked.contact)
     assert sorted(a["outcome"] for a in attempts) == ["failed", "succeeded", "succeeded"]
     assert set(receiver.acknowledged().values()) == {1}
 

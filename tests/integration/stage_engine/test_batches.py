@@ -19,7 +19,7 @@ from funnel_stage_engine.worker.batch import Inbound
 
 from tests.support.contact_events import contact_event
 from tests.support.kafka_reader import read_records
-from tests.unit.stage_engine.test_handler import DictStates
+from tests.support.stage_engine_handler import DictStates
 
 pytestmark = pytest.mark.integration
 

@@ -8,23 +8,24 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from funnel_shared.events import AnyStageOutput
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.support.contact_events import START
 from tests.support.journey_set import HOUR, STAGES
 from tests.support.projection_helpers import projected, read_web_app
-from tests.support.stage_outputs import Output, journey, merged, stalled
+from tests.support.stage_outputs import journey, merged, stalled
 
 pytestmark = pytest.mark.integration
 
 
-def _merge_and_stall(run: str) -> list[Output]:
+def _merge_and_stall(run: str) -> list[AnyStageOutput]:
     """An anonymous visitor identifies as user x, who then becomes a lead; user y stalls as a lead.
 
     The merge moves x into the funnel (a stage change caused by the merge).
     """
     anonymous, user_x, user_y = f"{run}-anon", f"{run}-x", f"{run}-y"
-    outputs: list[Output] = []
+    outputs: list[AnyStageOutput] = []
     outputs += journey(anonymous, "journey", [("visitor", START)], stages=STAGES)
     merge = merged(
         user_x, anonymous, "journey", stage="visitor", anonymous_stage="visitor", at=START + HOUR

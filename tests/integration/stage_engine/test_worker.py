@@ -138,7 +138,7 @@ async def test_a_scripted_journey_produces_exactly_the_expected_stage_changes_in
 
 def _scrape(url: str) -> tuple[set[str], dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
     with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert response.headers["Content-Type"].startswith("text/plain; version=1.0.0")
         families = list(text_string_to_metric_families(response.read().decode()))
     values = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,18 +11,7 @@ from fastapi.testclient import TestClient
 from funnel_shared.events import ContactEvent
 
 from tests.support.fake_publisher import FakePublisher
-from tests.support.ingest_fakes import WRITE_KEY, make_app
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(publisher: FakePublisher) -> Iterator[TestClient]:
-    with TestClient(make_app(publisher)) as test_client:
-        yield test_client
+from tests.support.ingest_fakes import WRITE_KEY
 
 
 def _track(**fields: Any) -> dict[str, Any]:

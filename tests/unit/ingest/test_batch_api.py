@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,17 +18,6 @@ from tests.support.ingest_fakes import WRITE_KEY, make_app
 
 TOPICS = TopicSettings()
 AUTH = (WRITE_KEY, "")
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(publisher: FakePublisher) -> Iterator[TestClient]:
-    with TestClient(make_app(publisher)) as test_client:
-        yield test_client
 
 
 def _batch(*items: dict[str, Any], **fields: Any) -> dict[str, Any]:

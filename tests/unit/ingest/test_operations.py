@@ -4,7 +4,6 @@ document, over HTTP with a fake publisher."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,17 +16,6 @@ from tests.support.ingest_fakes import WRITE_KEY, make_app
 
 AUTH = (WRITE_KEY, "")
 ORIGIN = "https://shop.example.com"
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(publisher: FakePublisher) -> Iterator[TestClient]:
-    with TestClient(make_app(publisher)) as test_client:
-        yield test_client
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from funnel_notifier.domain.rules import (
     RuleFileError,
     builtin_rules_dir,
     load_rules,
-    parse_duration,
     parse_rule_file,
 )
 from funnel_notifier.main import check
@@ -64,7 +63,7 @@ def test_a_good_file_parses_with_its_delay() -> None:
         (GOOD.replace("template: nudge, ", ""), "rules[0].action.template: Field required"),
         (GOOD.replace("funnel: lifecycle", "funnel: Life Cycle"), "funnel: String should match"),
         ("- just a list", "the file must hold a mapping"),
-        ("funnel: [", "not valid YAML"),
+        ("funnel: [", "line 1, column 10: YAML syntax error"),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_file_and_the_field(text: str, expected: str) -> None:
@@ -109,10 +108,14 @@ def test_rule_ids_must_be_unique_across_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("15m", 900), ("2h", 7200), ("2d", 172800), (1.5, 1.5)]
+    ("text", "seconds"),
+    [("30s", 30), ("15m", 900), ("2h", 7200), ("2d", 172800), (1.5, 1.5), ("0s", 0)],
 )
 def test_durations(text: str | float, seconds: float) -> None:
-    assert parse_duration(text).total_seconds() == seconds
+    # A rule's delay is the shared duration grammar; zero (an immediate follow-up) is allowed.
+    rule = parse_rule_file(GOOD, path=Path("x.yaml")).rules[0]
+    after = type(rule).model_validate({**rule.model_dump(by_alias=True), "after": text}).after
+    assert after.total_seconds() == seconds
 
 
 def test_check_reports_disabled_rules_and_fails_on_a_missing_template(

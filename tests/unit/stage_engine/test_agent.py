@@ -14,21 +14,12 @@ from funnel_stage_engine.domain.definitions import load_funnels
 from funnel_stage_engine.domain.engine import evaluate
 from funnel_stage_engine.settings import StageEngineSettings
 from funnel_stage_engine.worker.app import StageEngineApp, create_app
-from funnel_stage_engine.worker.batch import BatchPublisher, Outbound
+from funnel_stage_engine.worker.batch import Inbound
 
 from tests.support.contact_events import contact_event
+from tests.support.fake_publisher import FakePublisher
 
 TOPICS = TopicSettings()
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, bytes]] = []
-        self.batches: list[int] = []
-
-    async def publish_all(self, records: Sequence[Outbound]) -> None:
-        self.sent += [(out.topic, out.record.key, out.record.value) for out in records]
-        self.batches.append(len(records))
 
 
 async def _until(done: Callable[[], bool]) -> None:
@@ -40,7 +31,7 @@ async def _until(done: Callable[[], bool]) -> None:
     raise AssertionError("the agent did not get there")
 
 
-def _app(tmp_path: Path, publisher: BatchPublisher, evaluate: Any = None) -> StageEngineApp:
+def _app(tmp_path: Path, publisher: FakePublisher, evaluate: Any = None) -> StageEngineApp:
     app = create_app(
         settings=StageEngineSettings(
             app_id=f"unit-{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path
@@ -56,6 +47,19 @@ def _app(tmp_path: Path, publisher: BatchPublisher, evaluate: Any = None) -> Sta
     return app
 
 
+def _count_batches(app: StageEngineApp) -> list[int]:
+    """The size of every batch the agent hands to the handler, in order."""
+    batches: list[int] = []
+    handle_batch = app.handler.handle_batch
+
+    async def counted(records: Sequence[Inbound]) -> Any:
+        batches.append(len(records))
+        return await handle_batch(records)
+
+    app.handler.handle_batch = counted  # type: ignore[method-assign]
+    return batches
+
+
 async def test_an_event_that_trips_evaluation_is_dead_lettered_and_the_next_one_is_handled(
     tmp_path: Path,
 ) -> None:
@@ -67,7 +71,7 @@ async def test_an_event_that_trips_evaluation_is_dead_lettered_and_the_next_one_
             raise RuntimeError("rule evaluation failed")
         return evaluate(state, event, **kwargs)
 
-    publisher = RecordingPublisher()
+    publisher = FakePublisher()
     app = _app(tmp_path, publisher, evaluate=trips_on_poison)
 
     try:
@@ -81,11 +85,11 @@ async def test_an_event_that_trips_evaluation_is_dead_lettered_and_the_next_one_
         app.consumer._thread.thread_loop.close()
 
     assert first.message.acked and second.message.acked
-    [dead] = [value for topic, _, value in publisher.sent if topic == TOPICS.rejected]
+    [dead] = [value for topic, _, value, _ in publisher.sent if topic == TOPICS.rejected]
     assert RejectedRecord.model_validate_json(dead).errors == [
         "RuntimeError: rule evaluation failed"
     ]
-    changes = [value for topic, _, value in publisher.sent if topic == TOPICS.stage_changed]
+    changes = [value for topic, _, value, _ in publisher.sent if topic == TOPICS.stage_changed]
     assert changes and all(after.message_id.encode() in value for value in changes)
     assert app.contact_to_state["c-1"]["funnels"]["lifecycle"]["current"] == "prospect"
 
@@ -98,8 +102,9 @@ async def test_records_waiting_together_are_handled_as_one_batch_and_all_acked(
         contact_event("c-2", "track", "Signed Up"),
         contact_event("c-1", "track", "Demo Requested"),
     ]
-    publisher = RecordingPublisher()
+    publisher = FakePublisher()
     app = _app(tmp_path, publisher)
+    batches = _count_batches(app)
     try:
         async with app.evaluate_contact_events.test_context() as agent:
             sent = [
@@ -112,19 +117,16 @@ async def test_records_waiting_together_are_handled_as_one_batch_and_all_acked(
     finally:
         app.consumer._thread.thread_loop.close()
 
-    assert len(publisher.batches) == 1 and publisher.batches[0] == len(publisher.sent)
+    assert batches == [len(events)] and publisher.buffered == len(publisher.sent)
     # c-1's second event saw the state its first one left, inside the same batch.
     assert app.contact_to_state["c-1"]["funnels"]["lifecycle"]["current"] == "prospect"
     assert app.contact_to_state["c-2"]["funnels"]["lifecycle"]["current"] == "lead"
 
 
-class FailingPublisher:
-    async def publish_all(self, records: Sequence[Outbound]) -> None:
-        raise ConnectionError("broker unreachable")
-
-
 async def test_a_failed_publish_crashes_the_app_without_acking_the_event(tmp_path: Path) -> None:
-    app = _app(tmp_path, FailingPublisher())
+    publisher = FakePublisher()
+    publisher.fail_with = ConnectionError("broker unreachable")
+    app = _app(tmp_path, publisher)
     event = contact_event("c-1", "track", "Signed Up")
     try:
         async with app.evaluate_contact_events.test_context() as agent:

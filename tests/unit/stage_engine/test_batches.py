@@ -13,7 +13,7 @@ from funnel_stage_engine.domain.engine import ContactState, evaluate
 from funnel_stage_engine.worker.batch import Inbound
 
 from tests.support.contact_events import START, contact_event
-from tests.unit.stage_engine.test_handler import NOW, TOPICS, _handler
+from tests.support.stage_engine_handler import NOW, TOPICS, handler_under_test
 
 STEPS = [
     ("page", None, {"name": "Home"}),
@@ -50,7 +50,7 @@ def _one_at_a_time(events: list[ContactEvent]) -> tuple[list[str], dict[str, Any
 
 
 async def test_a_batch_yields_what_its_events_yield_one_at_a_time_with_one_publish() -> None:
-    handler, states, publisher = _handler()
+    handler, states, publisher = handler_under_test()
     events = _journeys(contacts=3)
     again = events[4]  # A re-sent event inside the same batch changes nothing.
 
@@ -58,15 +58,27 @@ async def test_a_batch_yields_what_its_events_yield_one_at_a_time_with_one_publi
 
     expected_ids, expected_states = _one_at_a_time(events)
     assert [headers["ce_id"] for _, _, _, headers in publisher.sent] == expected_ids
-    assert publisher.batches == [len(expected_ids)]
-    assert publisher.stored_when_sent == [False] * len(expected_ids)
+    # One publish_all: every output buffered and acknowledged before any state was stored.
+    assert publisher.buffered == len(expected_ids)
+    assert states.acked_at_store == [len(expected_ids)] * len(states.data)
     assert states.data == expected_states
     assert len(outcomes) == len(events) + 1 and outcomes[-1] == "unchanged"
 
 
 async def test_a_batch_whose_publish_fails_stores_no_state_at_all() -> None:
-    handler, states, publisher = _handler(fail_on=3)
     events = _journeys(contacts=4)
+    poison = events[len(events) // 2]
+
+    def trips_on_poison(state: ContactState, event: ContactEvent, **kwargs: Any) -> Any:
+        if event.message_id == poison.message_id:
+            raise RuntimeError("rule evaluation failed")
+        return evaluate(state, event, **kwargs)
+
+    # The stage changes are acknowledged; the poison event's dead letter is not.
+    handler, states, publisher = handler_under_test(
+        fail_with=ConnectionError("broker unreachable"), evaluate=trips_on_poison
+    )
+    publisher.fail_topic = TOPICS.rejected
 
     with pytest.raises(ConnectionError):
         await handler.handle_batch(_inbound(events))
@@ -88,7 +100,7 @@ async def test_a_poison_event_in_a_batch_is_dead_lettered_and_the_rest_go_on() -
             raise RuntimeError("rule evaluation failed")
         return evaluate(state, event, **kwargs)
 
-    handler, states, publisher = _handler(evaluate=trips_on_poison)
+    handler, states, publisher = handler_under_test(evaluate=trips_on_poison)
     outcomes = await handler.handle_batch(_inbound(events))
 
     assert outcomes[3] == "rejected"

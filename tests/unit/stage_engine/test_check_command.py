@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
-from funnel_stage_engine.check import run_check
+import pytest
 from funnel_stage_engine.domain.definitions import load_funnels
+from funnel_stage_engine.main import main
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
+    """``funnel-stage-engine check *argv``: exit status, stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
-    status = run_check(list(argv), out=out, err=err)
-    return status, out.getvalue(), err.getvalue()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        pytest.raises(SystemExit) as exited,
+    ):
+        main(["check", *argv])
+    assert isinstance(exited.value.code, int)
+    return exited.value.code, out.getvalue(), err.getvalue()
 
 
 def test_check_without_a_directory_lists_the_builtin_funnels() -> None:

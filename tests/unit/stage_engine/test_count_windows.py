@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from funnel_stage_engine.domain.windows import parse_duration
+from funnel_shared.durations import parse_duration
 
 from tests.support.journeys import T0, days, drive, funnel, moves, page, track
 
@@ -93,13 +93,30 @@ rules:
         ("12h", timedelta(hours=12)),
         ("7d", timedelta(days=7)),
         ("2w", timedelta(weeks=2)),
+        ("1.5d", timedelta(hours=36)),
     ],
 )
 def test_durations_are_written_with_a_unit(text: str, expected: timedelta) -> None:
-    assert parse_duration(text) == expected
+    assert parse_duration(text, positive=True) == expected
 
 
-@pytest.mark.parametrize("text", ["7", "7 days", "0d", "-1d", "1.5d", "d"])
+@pytest.mark.parametrize("text", ["7", "7 days", "0d", "-1d", "d"])
 def test_malformed_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
+        parse_duration(text, positive=True)
+
+
+def test_a_count_window_may_be_a_decimal_duration() -> None:
+    counted = funnel(
+        """
+name: interest
+stages: [curious, keen]
+rules:
+  - id: pricing-views
+    to: keen
+    match: {type: page, name: Pricing}
+    count: {at_least: 2, within: 1.5h}
+"""
+    )
+    assert counted.definition.rules[0].count is not None
+    assert counted.definition.rules[0].count.within == timedelta(minutes=90)

@@ -105,7 +105,7 @@ def test_an_unknown_ordering_mode_is_refused() -> None:
 def test_a_bad_count_window_is_refused() -> None:
     text = VALID.replace("to: buying", "to: buying\n    count: {at_least: 3, within: 7 days}")
     [problem] = _problems(text)
-    assert problem.startswith("rules[0].count.within: a duration looks like 30m")
+    assert problem.startswith("rules[0].count.within: '7 days' is not a duration like 30s")
 
 
 def test_a_missing_field_is_named() -> None:

@@ -9,7 +9,7 @@ from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.domain.engine import ContactState, FunnelState
 from funnel_stage_engine.domain.identity import link_verdict, links_to_request, merge
 
-from tests.support.journeys import PROCESSED_AT, T0, days, drive, funnel, page, track
+from tests.support.journeys import FREE, PROCESSED_AT, T0, days, drive, funnel, page, track
 
 LADDER = funnel(
     """
@@ -32,16 +32,6 @@ rules:
   - {id: one, to: one, match: {event: One}}
   - {id: two, to: two, match: {event: Two}}
   - {id: three, to: three, match: {event: Three}}
-"""
-)
-FREE = funnel(
-    """
-name: anywhere
-ordering: free
-stages: [a, b, c]
-rules:
-  - {id: a, to: a, match: {event: A}}
-  - {id: c, to: c, match: {event: C}}
 """
 )
 

@@ -9,9 +9,8 @@ from funnel_stage_engine.domain.commands import Tick
 from funnel_stage_engine.worker.handler import ContactEventHandler
 
 from tests.support.contact_events import contact_event
-from tests.unit.stage_engine.test_handler import NOW, TOPICS, FakePublisher, _handler
-
-COMMANDS = "funnel-stage-engine-contact-commands"
+from tests.support.fake_publisher import FakePublisher
+from tests.support.stage_engine_handler import COMMANDS, NOW, TOPICS, handler_under_test
 
 
 async def _drain(handler: ContactEventHandler, publisher: FakePublisher, start: int) -> int:
@@ -34,7 +33,7 @@ def _anonymous(anonymous_id: str, name: str, **fields: object) -> bytes:
 
 
 async def test_an_identify_merges_the_anonymous_contact_and_later_events_follow() -> None:
-    handler, states, publisher = _handler()
+    handler, states, publisher = handler_under_test()
     await handler.handle(key=b"a-1", value=_anonymous("a-1", "Pricing"))
     await handler.handle(key=b"a-1", value=_anonymous("a-1", "Pricing"))
     identify = contact_event("u-1", "identify", anonymousId="a-1", traits={"email": "z@x.io"})
@@ -58,7 +57,7 @@ async def test_an_identify_merges_the_anonymous_contact_and_later_events_follow(
 
 
 async def test_a_second_user_cannot_claim_an_anonymous_id() -> None:
-    handler, states, publisher = _handler()
+    handler, states, publisher = handler_under_test()
     for user in ("u-1", "u-2"):
         event = contact_event(user, "identify", anonymousId="a-1", traits={"email": "z@x.io"})
         await handler.handle(key=user.encode(), value=event.model_dump_json().encode())
@@ -74,7 +73,7 @@ async def test_a_second_user_cannot_claim_an_anonymous_id() -> None:
 
 
 async def test_a_tick_past_the_deadline_announces_the_stall_once() -> None:
-    handler, states, publisher = _handler()
+    handler, states, publisher = handler_under_test()
     event = contact_event("u-1", "track", "Signed Up", at=NOW)
     await handler.handle(key=b"u-1", value=event.model_dump_json().encode())
     tick = Tick(contact_id="u-1", now=NOW + timedelta(days=15)).model_dump_json().encode()

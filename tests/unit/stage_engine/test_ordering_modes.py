@@ -5,7 +5,7 @@ from __future__ import annotations
 from funnel_shared.events import StageBlocked, stage_blocked_id
 from funnel_stage_engine.domain.engine import ContactState, FunnelState
 
-from tests.support.journeys import blocked, drive, funnel, moves, track
+from tests.support.journeys import FREE, blocked, drive, funnel, moves, track
 
 STRICT = funnel(
     """
@@ -99,16 +99,7 @@ def test_backward_rule_moves_back_and_the_furthest_stage_stays() -> None:
 
 
 def test_free_funnel_moves_anywhere() -> None:
-    free = funnel(
-        """
-name: anywhere
-ordering: free
-stages: [a, b, c]
-rules:
-  - {id: a, to: a, match: {event: A}}
-  - {id: c, to: c, match: {event: C}}
-"""
-    )
+    free = FREE
     state, outputs = drive([free], [track("C"), track("A")])
     assert moves(outputs, "anywhere") == [(None, "c"), ("c", "a")]
     assert _position(state, "anywhere") == ("a", "c")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from funnel_shared.events import StageChanged, StageStalled, stage_stalled_id
@@ -96,7 +96,7 @@ def test_a_stall_without_a_move_only_announces() -> None:
         ("[{stage: zero, after: 1d}]", "stalls[0].stage: unknown stage 'zero'"),
         ("[{stage: one, after: 1d, move_to: one}]", "cannot move a contact to the same stage"),
         ("[{stage: one, after: 1d}, {stage: one, after: 2d}]", "'one' has 2 stall rules"),
-        ("[{stage: one, after: soon}]", "stalls[0].after: a duration looks like"),
+        ("[{stage: one, after: soon}]", "stalls[0].after: 'soon' is not a duration like"),
     ],
 )
 def test_invalid_stall_rules_are_refused_with_the_field(stalls: str, problem: str) -> None:
@@ -109,6 +109,16 @@ stalls: {stalls}
     with pytest.raises(FunnelDefinitionError) as caught:
         funnel(text)
     assert problem in str(caught.value)
+
+
+def test_a_stall_may_be_a_decimal_duration() -> None:
+    text = """
+name: decimal
+stages: [one, two]
+rules: [{id: one, to: one, match: {event: One}}]
+stalls: [{stage: one, after: 1.5h}]
+"""
+    assert funnel(text).definition.stalls[0].after == timedelta(minutes=90)
 
 
 def test_the_lifecycle_funnel_stalls_leads_after_two_weeks() -> None:

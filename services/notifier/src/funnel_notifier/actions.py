@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from funnel_shared.kafka import Publisher
+from funnel_shared.publishing import Publisher
 
 from funnel_notifier.channels import Channel
 from funnel_notifier.channels.kafka_task import KafkaTaskChannel

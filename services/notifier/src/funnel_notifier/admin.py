@@ -1,5 +1,7 @@
 """Admin API: list and filter follow-ups, show one with its attempts, retry a dead one.
 
+JSON is camelCase, like every HTTP API and event (``funnel_shared.camel``).
+
 The routes; the queries are in ``funnel_notifier.postgres.admin``.
 """
 
@@ -12,7 +14,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel
+from funnel_shared.camel import CamelModel
 
 from funnel_notifier.domain.followups import AttemptOutcome, NotRetryable, Status
 from funnel_notifier.postgres import admin as queries
@@ -22,7 +24,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/followups", tags=["follow-ups"])
 
 
-class FollowUpView(BaseModel):
+class FollowUpView(CamelModel):
     id: str
     status: Status
     rule_id: str
@@ -41,7 +43,7 @@ class FollowUpView(BaseModel):
     sent_at: datetime | None
 
 
-class AttemptView(BaseModel):
+class AttemptView(CamelModel):
     number: int
     outcome: AttemptOutcome
     started_at: datetime
@@ -56,7 +58,7 @@ class FollowUpDetail(FollowUpView):
     attempts_made: list[AttemptView]
 
 
-class FollowUpPage(BaseModel):
+class FollowUpPage(CamelModel):
     items: list[FollowUpView]
     limit: int
     offset: int

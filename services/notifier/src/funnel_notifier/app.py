@@ -8,10 +8,9 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from funnel_shared.operations import operations_router
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from funnel_notifier.admin import router as admin_router
 from funnel_notifier.runtime import Runtime
@@ -45,22 +44,14 @@ def create_app(
     app = FastAPI(title="Funnel notifier", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.include_router(admin_router)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        problem = await runtime.ready()
-        if problem is not None:
-            return JSONResponse({"status": problem}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+    app.include_router(
+        operations_router(
+            readiness=runtime.ready,
+            registry=runtime.metrics.registry,
+            ready_summary="The database, the consumer group and the broker are reachable",
+            not_ready="Not ready; status says which of them is not.",
+        )
+    )
     return app
 
 

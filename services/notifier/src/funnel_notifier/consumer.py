@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from funnel_shared.kafka import Publisher, publish, rejected_record
+from funnel_shared.kafka import rejected_record
+from funnel_shared.publishing import Publisher, publish
 
 from funnel_notifier.domain.followups import Change
 from funnel_notifier.domain.rules import LoadedRule

@@ -6,9 +6,11 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from funnel_shared.cli import Subcommand, command_line
 from funnel_shared.migrations import upgrade
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
@@ -48,29 +50,72 @@ def check(directory: Path) -> int:
     return 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="funnel-notifier")
-    parser.add_argument(
-        "command", nargs="?", choices=["serve", "migrate", "check"], default="serve"
+DESCRIPTION = """Run the follow-ups: read stage changes, store one follow-up per matching rule,
+and deliver them (webhooks, e-mail, Kafka tasks) with retries; serves the admin API.
+Configured by environment variables only."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    status = command_line(
+        prog="funnel-notifier",
+        description=DESCRIPTION,
+        serve=serve,
+        subcommands=[
+            # The bare command serves; ``serve`` is kept for callers that name it.
+            Subcommand("serve", "Serve (the same as no command).", serve),
+            Subcommand(
+                "migrate",
+                "Upgrade the notifier's tables to the latest version (Alembic).",
+                _migrate,
+            ),
+            Subcommand(
+                "check",
+                "Validate the follow-up rules and templates; list rules the environment"
+                " leaves disabled. Exit status 1 for an invalid file or template.",
+                _check,
+                _check_arguments,
+            ),
+        ],
+        settings=[NotifierSettings, DatabaseSettings, KafkaSettings, TopicSettings],
+        argv=argv,
     )
-    parser.add_argument(
-        "directory", nargs="?", type=Path, help="check: the rules directory to check"
-    )
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "check":
-        settings = NotifierSettings()
-        directory = args.directory or settings.rules_dir or builtin_rules_dir()
-        sys.exit(check(directory))
-    database = DatabaseSettings()
-    if args.command == "migrate":
-        migrate(database)
-        return
+    raise SystemExit(status)
+
+
+def serve(_: argparse.Namespace) -> None:
+    _log_to_stderr()
     settings = NotifierSettings()
     app = create_app(
-        settings=settings, kafka=KafkaSettings(), topics=TopicSettings(), database=database
+        settings=settings,
+        kafka=KafkaSettings(),
+        topics=TopicSettings(),
+        database=DatabaseSettings(),
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+def _migrate(_: argparse.Namespace) -> None:
+    _log_to_stderr()
+    migrate(DatabaseSettings())
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        help="the rules directory (default: NOTIFIER_RULES_DIR, else the built-in rules)",
+    )
+
+
+def _check(args: argparse.Namespace) -> int:
+    _log_to_stderr()
+    directory = args.directory or NotifierSettings().rules_dir or builtin_rules_dir()
+    return check(directory)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ class Runtime:
         self.store = PostgresStageChangeStore(self.pool)
         self.dispatcher = Dispatcher(
             queue=PostgresFollowUpQueue(self.pool),
-            outbox=OutboxRelay(pool=self.pool, producer=self.producer, topic=self.topics.followups),
+            outbox=OutboxRelay(pool=self.pool, publisher=publisher, topic=self.topics.followups),
             channels=self.active.channels,
             settings=self.settings,
             metrics=self.metrics,

@@ -9,27 +9,33 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from funnel_stage_engine.domain.definitions import check_funnels
 
-__all__ = ["run_check"]
+__all__ = ["HELP", "arguments", "run_check", "run_from_arguments"]
+
+HELP = "Validate funnel definition files (the built-ins when no directory is given)."
 
 
-def run_check(argv: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run the ``check`` subcommand with its arguments (after ``check``); the exit status."""
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``check`` subcommand's own arguments."""
+    parser.add_argument("directory", nargs="?", type=Path, help="a directory of *.yaml files")
+
+
+def run_from_arguments(args: argparse.Namespace) -> int:
+    return run_check(args.directory)
+
+
+def run_check(
+    directory: Path | None, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Check the funnels in ``directory`` (the built-ins when None); the exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
-    parser = argparse.ArgumentParser(
-        prog="funnel-stage-engine check",
-        description="Validate funnel definition files (the built-ins when no directory is given).",
-    )
-    parser.add_argument("directory", nargs="?", type=Path, help="a directory of *.yaml files")
-    args = parser.parse_args(list(argv))
-    funnels, errors = check_funnels(args.directory)
-    where = args.directory or "built-in funnels"
+    funnels, errors = check_funnels(directory)
+    where = directory or "built-in funnels"
     for funnel in funnels:
         definition = funnel.definition
         print(

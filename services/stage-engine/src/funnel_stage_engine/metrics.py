@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "LagReader", "StageEngineMetrics"]
+__all__ = ["LagReader", "StageEngineMetrics"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4"
 
 # Consumer lag per source partition, read when Prometheus scrapes.
 LagReader = Callable[[], Mapping[int, int]]
@@ -78,7 +77,3 @@ class StageEngineMetrics:
         )
         if lag is not None:
             self.registry.register(_LagCollector(lag))
-
-    def render(self) -> bytes:
-        """The text exposition format, for ``/metrics``."""
-        return generate_latest(self.registry)

@@ -6,7 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 
 from funnel_shared.events import FollowUpTask
-from funnel_shared.kafka import Publisher, encode_model, publish
+from funnel_shared.kafka import encode_model
+from funnel_shared.publishing import Publisher, publish
 
 from funnel_notifier.channels import Delivery, Outcome
 

@@ -1,25 +1,26 @@
 """Follow-up rules: YAML files, one funnel per file, parsed into pydantic models.
 
-The format is in the README ("Follow-up rules"); the shipped examples in
+The format is in ``docs/notifier.md`` ("Follow-up rules"); the shipped examples in
 ``funnel_notifier/builtin_rules/`` cover the built-in funnels. Loading never
 half-succeeds: a file with a problem raises ``RuleFileError`` naming the file
 and the field, e.g.
-``lifecycle.yaml: rules[1].after: '2 days' is not a duration like 30s, 15m, 2h, 2d``.
+``lifecycle.yaml: rules[1].after: '2 days' is not a duration like 30s, 15m, 1.5h, 14d or 2w``.
+Reading the YAML and naming the fields is ``funnel_shared.definition_files``;
+the duration grammar is ``funnel_shared.durations``.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from funnel_shared.definition_files import DefinitionFileError, definition_files, parse_definition
+from funnel_shared.durations import Duration
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "Action",
@@ -32,30 +33,12 @@ __all__ = [
     "WebhookAction",
     "builtin_rules_dir",
     "load_rules",
-    "parse_duration",
     "parse_rule_file",
 ]
 
 _NAME = r"^[a-z0-9][a-z0-9_-]*$"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ENV = r"^[A-Z_][A-Z0-9_]*$"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SUFFIXES = (".yaml", ".yml")
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """``30s``, ``15m``, ``2h``, ``2d``, ``1w`` (or a number of seconds) as a timedelta."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if match is None:
-            raise ValueError(f"{value!r} is not a duration like 30s, 15m, 2h, 2d")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return timedelta(seconds=seconds)
 
 
 class _Strict(BaseModel):
@@ -112,16 +95,12 @@ class FollowUpRule(_Strict):
     id: str = Field(pattern=_ID)
     trigger: Literal["entered", "stalled", "merged"]
     stage: str | None = Field(default=None, pattern=_NAME)
-    after: timedelta = Field(default=timedelta(0), description="Delay, e.g. 2d.")
+    # Zero is allowed: a follow-up may be immediate (the default).
+    after: Duration = Field(default=timedelta(0), description="Delay, e.g. 2d.")
     unless: Literal["moved_on"] | None = Field(
         default=None, description="moved_on: cancel if the contact left the stage by then."
     )
     action: Action
-
-    @field_validator("after", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> timedelta:
-        return value if isinstance(value, timedelta) else parse_duration(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> FollowUpRule:
@@ -142,41 +121,19 @@ class RuleFile(_Strict):
     rules: list[FollowUpRule] = Field(min_length=1)
 
 
-class RuleFileError(ValueError):
+class RuleFileError(DefinitionFileError):
     """A rule file is invalid. The message names the file and the field."""
-
-    def __init__(self, path: Path, problems: Sequence[str]) -> None:
-        self.path = path
-        self.problems = list(problems)
-        super().__init__("\n".join(f"{path}: {problem}" for problem in problems))
 
 
 def parse_rule_file(content: bytes | str, *, path: Path) -> RuleFile:
     """One file's content as a ``RuleFile``; ``path`` is only for messages."""
-    try:
-        data = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        raise RuleFileError(path, [f"not valid YAML: {exc}"]) from exc
-    if not isinstance(data, dict):
-        kind = "nothing" if data is None else type(data).__name__
-        raise RuleFileError(
-            path, [f"the file must hold a mapping with funnel and rules; got {kind}"]
-        )
-    try:
-        return RuleFile.model_validate(data)
-    except ValidationError as exc:
-        raise RuleFileError(path, list(_problems(exc))) from exc
-
-
-def _problems(exc: ValidationError) -> Iterator[str]:
-    for error in exc.errors():
-        # Drop the union tags pydantic inserts (e.g. "webhook") from the location.
-        location = [part for part in error["loc"] if part not in ("webhook", "email", "kafka")]
-        field = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in location
-        ).lstrip(".")
-        message = str(error["msg"]).removeprefix("Value error, ")
-        yield f"{field or '(top level)'}: {message}"
+    return parse_definition(
+        content,
+        RuleFile,
+        path=path,
+        holds="a mapping with funnel and rules",
+        error=RuleFileError,
+    )
 
 
 @dataclass(frozen=True)
@@ -199,10 +156,8 @@ def load_rules(directory: Path) -> list[LoadedRule]:
     Rule ids must be unique across all files: a follow-up is unique on
     (stage change id, rule id).
     """
-    if not directory.is_dir():
-        raise RuleFileError(directory, ["not a directory"])
     loaded: list[LoadedRule] = []
-    for path in sorted(p for p in directory.iterdir() if p.suffix in _SUFFIXES):
+    for path in definition_files(directory, error=RuleFileError):
         rule_file = parse_rule_file(path.read_bytes(), path=path)
         loaded += [LoadedRule(rule_file.funnel, rule, path) for rule in rule_file.rules]
     duplicates = [rid for rid, n in Counter(r.rule.id for r in loaded).items() if n > 1]

@@ -6,22 +6,21 @@ is never lost; one that was published and not yet marked is published again
 with the same ``ce_id`` (at least once). A transaction-scoped advisory lock
 lets one replica publish at a time, which keeps the events in order.
 
-A batch of rows is handed to the producer one after the other (which keeps
-their order per partition) and marked published only once the broker
+A batch of rows is buffered in order with one ``publish_all`` (the producer
+keeps their order per partition) and marked published only once the broker
 acknowledged every one of them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from funnel_shared.cloudevents import cloudevent_headers
 from funnel_shared.events import FollowUpEvent, followup_event_id
+from funnel_shared.publishing import OutboundRecord, Publisher, publish_all
 
 from funnel_notifier.domain.followups import Change, Transition, announces_due_time
 
@@ -31,9 +30,9 @@ _LOCK = "funnel-notifier-outbox"
 
 
 class OutboxRelay:
-    def __init__(self, *, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, *, pool: asyncpg.Pool, publisher: Publisher, topic: str) -> None:
         self._pool = pool
-        self._producer = producer
+        self._publisher = publisher
         self._topic = topic
 
     async def publish_pending(self, *, limit: int = 500) -> int:
@@ -48,33 +47,30 @@ class OutboxRelay:
                 " WHERE published_at IS NULL ORDER BY seq LIMIT $1",
                 limit,
             )
-            acks = []
-            for row in rows:
-                payload = row["payload"]
-                data = json.loads(payload) if isinstance(payload, str) else payload
-                acks.append(
-                    await self._producer.send(
-                        self._topic,
-                        key=str(row["contact_id"]).encode(),
-                        value=json.dumps(data, ensure_ascii=False).encode(),
-                        headers=cloudevent_headers(
-                            event_id=str(row["id"]),
-                            source="/funnel/notifier",
-                            event_type="funnel.followup",
-                            time=datetime.fromisoformat(data["occurredAt"]),
-                        ),
-                    )
-                )
-            results = await asyncio.gather(*acks, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result  # Nothing is marked: all of them go out again.
+            acks = await publish_all(self._publisher, [(self._topic, _record(row)) for row in rows])
+            acks.raise_first()  # Nothing is marked: all of them go out again.
             if rows:
                 await connection.execute(
                     "UPDATE followup_events SET published_at = now() WHERE seq = ANY($1::bigint[])",
                     [row["seq"] for row in rows],
                 )
             return len(rows)
+
+
+def _record(row: Any) -> OutboundRecord:
+    """An outbox row as the record published on the follow-ups topic."""
+    payload = row["payload"]
+    data = json.loads(payload) if isinstance(payload, str) else payload
+    return OutboundRecord(
+        key=str(row["contact_id"]),
+        value=json.dumps(data, ensure_ascii=False).encode(),
+        headers=cloudevent_headers(
+            event_id=str(row["id"]),
+            source="/funnel/notifier",
+            event_type="funnel.followup",
+            time=datetime.fromisoformat(data["occurredAt"]),
+        ),
+    )
 
 
 def followup_event(row: Any, change: Change, *, error: str | None = None) -> FollowUpEvent:

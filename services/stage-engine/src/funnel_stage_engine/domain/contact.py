@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from funnel_shared.events import ContactEvent, StageChanged
+from funnel_shared.events import AnyStageOutput, ContactEvent, StageChanged
+from funnel_shared.ids import usable_id
 
 from funnel_stage_engine.domain import engine
 from funnel_stage_engine.domain.commands import Forward, Link, Tick, Transfer
 from funnel_stage_engine.domain.definitions import Funnel
-from funnel_stage_engine.domain.engine import ContactState, StageOutput
+from funnel_stage_engine.domain.engine import ContactState
 from funnel_stage_engine.domain.identity import (
     LINKED_LIMIT,
     link_verdict,
     links_to_request,
     merge,
-    usable_id,
 )
 from funnel_stage_engine.domain.stalls import advance
 
@@ -85,7 +85,7 @@ class Decision:
     """
 
     state: ContactState | None = None
-    outputs: Sequence[StageOutput] = ()
+    outputs: Sequence[AnyStageOutput] = ()
     commands: Sequence[AnyCommand] = ()
     outcome: Outcome = "unchanged"
     store: bool = True
@@ -198,5 +198,5 @@ def _link(state: ContactState, link: Link) -> Decision:
     return Decision(ContactState(merged_into=link.user_id), commands=[transfer])
 
 
-def _outcome(outputs: Sequence[StageOutput]) -> Outcome:
+def _outcome(outputs: Sequence[AnyStageOutput]) -> Outcome:
     return "changed" if any(isinstance(output, StageChanged) for output in outputs) else "unchanged"

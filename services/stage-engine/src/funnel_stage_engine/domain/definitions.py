@@ -1,7 +1,7 @@
 """Funnel definitions: YAML files, one funnel per file, parsed into pydantic models.
 
-The format is described in the README ("Funnel definitions"); the built-in
-funnels in ``funnels/`` are worked examples. Loading never half-succeeds: a
+The format is described in ``docs/funnels.md``; the built-in funnels in
+``domain/funnels/`` are worked examples. Loading never half-succeeds: a
 file with a problem raises ``FunnelDefinitionError`` naming the file and the
 field, e.g. ``lifecycle.yaml: rules[2].match.properties.price.gt: Input should
 be a valid number``.
@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
+from funnel_shared.definition_files import (
+    SUFFIXES,
+    DefinitionFileError,
+    definition_files,
+    parse_definition,
 )
+from funnel_shared.durations import PositiveDuration
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from funnel_stage_engine.domain.matching import Match
-from funnel_stage_engine.domain.windows import CountWindow, parse_duration
+from funnel_stage_engine.domain.windows import CountWindow
 
 __all__ = [
     "BUILTIN_DIRECTORY",
@@ -49,7 +46,6 @@ Ordering = Literal["strict", "forward", "free"]
 # The built-in definitions ship as package data in funnel_stage_engine/funnels/.
 BUILTIN_DIRECTORY = "funnels"
 _NAME = r"^[a-z0-9][a-z0-9_-]*$"
-_SUFFIXES = (".yaml", ".yml")
 
 
 class RuleDefinition(BaseModel):
@@ -80,17 +76,8 @@ class StallRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stage: str
-    after: timedelta = Field(description="A duration such as 30s, 12h, 14d or 2w.")
+    after: PositiveDuration = Field(description="A duration such as 30s, 1.5h, 14d or 2w.")
     move_to: str | None = Field(default=None, description="Optionally move stalled contacts.")
-
-    @field_validator("after", mode="before")
-    @classmethod
-    def _parse(cls, value: Any) -> Any:
-        if isinstance(value, timedelta):
-            return value
-        if not isinstance(value, str):
-            raise ValueError("a duration is text such as 30s, 12h, 14d or 2w")
-        return parse_duration(value)
 
 
 class FunnelDefinition(BaseModel):
@@ -166,29 +153,22 @@ class Funnel:
         return self.definition.name
 
 
-class FunnelDefinitionError(ValueError):
-    """A definition file is invalid. The message names the file and the field."""
-
-    def __init__(self, path: Path, problems: Sequence[str]) -> None:
-        self.path = path
-        self.problems = list(problems)
-        super().__init__("\n".join(f"{path}: {problem}" for problem in problems))
+class FunnelDefinitionError(DefinitionFileError):
+    """A funnel file is invalid. The message names the file and the field."""
 
 
 def parse_funnel(content: bytes, *, path: Path) -> Funnel:
-    """One definition file's bytes as a ``Funnel``; ``path`` is only for messages."""
-    try:
-        data = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        raise FunnelDefinitionError(path, [_yaml_problem(exc)]) from exc
-    if not isinstance(data, dict):
-        kind = "nothing" if data is None else type(data).__name__
-        problem = f"the file must hold one funnel (a mapping); got {kind}"
-        raise FunnelDefinitionError(path, [problem])
-    try:
-        definition = FunnelDefinition.model_validate(data)
-    except ValidationError as exc:
-        raise FunnelDefinitionError(path, _validation_problems(exc, data)) from exc
+    """One definition file's bytes as a ``Funnel``; ``path`` is only for messages.
+
+    The version is a hash of the file's bytes, so it changes whenever the file does.
+    """
+    definition = parse_definition(
+        content,
+        FunnelDefinition,
+        path=path,
+        holds="one funnel (a mapping)",
+        error=FunnelDefinitionError,
+    )
     version = hashlib.sha256(content).hexdigest()[:12]
     return Funnel(definition=definition, version=version, source=path)
 
@@ -232,7 +212,7 @@ def load_funnels(directory: Path | None = None) -> list[Funnel]:
 def _builtin_files() -> list[tuple[Path, bytes]]:
     root = resources.files("funnel_stage_engine.domain").joinpath(BUILTIN_DIRECTORY)
     entries = sorted(
-        (entry for entry in root.iterdir() if entry.name.endswith(_SUFFIXES)),
+        (entry for entry in root.iterdir() if entry.name.endswith(SUFFIXES)),
         key=lambda entry: entry.name,
     )
     return [(Path(str(entry)), entry.read_bytes()) for entry in entries]
@@ -241,50 +221,11 @@ def _builtin_files() -> list[tuple[Path, bytes]]:
 def _directory_files(
     directory: Path, errors: list[FunnelDefinitionError]
 ) -> list[tuple[Path, bytes]]:
-    if not directory.is_dir():
-        errors.append(FunnelDefinitionError(directory, ["not a directory"]))
+    try:
+        paths = definition_files(
+            directory, required="funnel definitions", error=FunnelDefinitionError
+        )
+    except FunnelDefinitionError as exc:
+        errors.append(exc)
         return []
-    paths = sorted(path for path in directory.iterdir() if path.suffix in _SUFFIXES)
-    if not paths:
-        errors.append(FunnelDefinitionError(directory, ["no funnel definitions (*.yaml, *.yml)"]))
-    return [(path, path.read_bytes()) for path in paths if path.is_file()]
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if mark is None:
-        return f"YAML syntax error: {problem}"
-    return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
-
-
-def _validation_problems(exc: ValidationError, data: Any) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        where = _field_path(error["loc"], data)
-        cause = error.get("ctx", {}).get("error")
-        messages = str(cause).splitlines() if isinstance(cause, ValueError) else [error["msg"]]
-        for message in messages:
-            # Semantic problems already carry their own field path.
-            problems.append(message if not where else f"{where}: {message}")
-    return problems
-
-
-def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
-    """``rules[2].match.properties.price.gt`` from a pydantic location.
-
-    A single match written as a mapping is validated as a one-item list; its
-    ``[0]`` is left out so the path reads as the file does.
-    """
-    path = ""
-    current = data
-    for part in loc:
-        if isinstance(part, int):
-            if not isinstance(current, list):
-                continue
-            path += f"[{part}]"
-            current = current[part] if part < len(current) else None
-        else:
-            path += f".{part}" if path else part
-            current = current.get(part) if isinstance(current, dict) else None
-    return path
+    return [(path, path.read_bytes()) for path in paths]

@@ -18,13 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from funnel_shared.events import (
-    ContactEvent,
-    ContactMerged,
-    StageBlocked,
-    StageChanged,
-    StageStalled,
-)
+from funnel_shared.events import AnyStageOutput, ContactEvent
 
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.domain.matching import contact_traits
@@ -36,7 +30,6 @@ __all__ = [
     "ContactState",
     "Evaluation",
     "FunnelState",
-    "StageOutput",
     "evaluate",
 ]
 
@@ -44,13 +37,11 @@ __all__ = [
 # covering any realistic burst of client or producer retries.
 DEFAULT_DEDUPE_WINDOW = 200
 
-StageOutput = StageChanged | StageBlocked | ContactMerged | StageStalled
-
 
 @dataclass
 class Evaluation:
     state: ContactState
-    outputs: list[StageOutput] = field(default_factory=list)
+    outputs: list[AnyStageOutput] = field(default_factory=list)
 
 
 def evaluate(
@@ -80,7 +71,7 @@ def evaluate(
     new_state.counters = {
         name: rules for name, rules in new_state.counters.items() if name in configured
     }
-    outputs: list[StageOutput] = []
+    outputs: list[AnyStageOutput] = []
     for funnel in funnels:
         output = evaluate_funnel(
             new_state, funnel, event, contact_id=contact, processed_at=processed_at

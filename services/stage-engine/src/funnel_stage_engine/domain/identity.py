@@ -23,13 +23,13 @@ from datetime import datetime
 from typing import Literal
 
 from funnel_shared.events import (
-    BLOCKED_IDS,
     ContactEvent,
     ContactMerged,
     StageChanged,
     contact_merged_id,
     merge_id,
 )
+from funnel_shared.ids import usable_id
 
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.domain.moves import stage_changed
@@ -43,7 +43,6 @@ __all__ = [
     "link_verdict",
     "links_to_request",
     "merge",
-    "usable_id",
 ]
 
 MERGE_RULE_ID = "merge"
@@ -52,13 +51,6 @@ MERGE_RULE_ID = "merge"
 LINKED_LIMIT = 50
 
 LinkVerdict = Literal["merge", "duplicate", "reject"]
-
-
-def usable_id(value: str | None) -> str | None:
-    """``value`` unless it is missing or a blocked identity value ('null', 'anonymous', ...)."""
-    if value is None or value.strip().lower() in BLOCKED_IDS:
-        return None
-    return value
 
 
 def links_to_request(state: ContactState, event: ContactEvent, contact_id: str) -> list[str]:

@@ -10,28 +10,13 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from funnel_shared.durations import PositiveDuration
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CountWindow", "parse_duration", "record_time"]
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30s``, ``30m``, ``12h``, ``7d`` or ``2w`` as a timedelta."""
-    found = _DURATION.match(text)
-    if found is None:
-        raise ValueError(f"a duration looks like 30m, 12h, 7d or 2w; got {text!r}")
-    amount = int(found.group(1))
-    if amount == 0:
-        raise ValueError("a duration must be longer than zero")
-    return timedelta(**{_UNITS[found.group(2)]: amount})
+__all__ = ["CountWindow", "record_time"]
 
 
 class CountWindow(BaseModel):
@@ -40,16 +25,7 @@ class CountWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at_least: int = Field(ge=1, le=1000)
-    within: timedelta = Field(description="A duration such as 30m, 12h, 7d or 2w.")
-
-    @field_validator("within", mode="before")
-    @classmethod
-    def _parse(cls, value: Any) -> Any:
-        if isinstance(value, timedelta):
-            return value
-        if not isinstance(value, str):
-            raise ValueError("a duration is text such as 30m, 12h, 7d or 2w")
-        return parse_duration(value)
+    within: PositiveDuration = Field(description="A duration such as 30m, 1.5h, 7d or 2w.")
 
     def satisfied(self, times: Sequence[datetime]) -> bool:
         """Whether the kept times (from ``record_time``) hold ``at_least`` within the window."""

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from funnel_shared.camel import CamelModel
+from pydantic import BaseModel, Field
 
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.read.report import FunnelReport
@@ -30,16 +30,10 @@ __all__ = [
 ]
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
-    )
+_M = TypeVar("_M", bound=CamelModel)
 
 
-_M = TypeVar("_M", bound=_Out)
-
-
-class HistoryEntry(_Out):
+class HistoryEntry(CamelModel):
     """One stage change and why it happened."""
 
     id: str
@@ -54,7 +48,7 @@ class HistoryEntry(_Out):
     funnel_version: str
 
 
-class StallView(_Out):
+class StallView(CamelModel):
     """The contact stayed in ``stage`` past the funnel's allowed time (once per stay)."""
 
     id: str
@@ -67,7 +61,7 @@ class StallView(_Out):
     funnel_version: str
 
 
-class MergeView(_Out):
+class MergeView(CamelModel):
     """An anonymous contact merged into an identified one, for one funnel."""
 
     id: str
@@ -83,7 +77,7 @@ class MergeView(_Out):
     event_time: datetime
 
 
-class BlockedView(_Out):
+class BlockedView(CamelModel):
     """A refused skip (strict funnels): the contact stayed where it was."""
 
     id: str
@@ -96,7 +90,7 @@ class BlockedView(_Out):
     funnel_version: str
 
 
-class ContactFunnelView(_Out):
+class ContactFunnelView(CamelModel):
     funnel: str
     funnel_version: str
     current_stage: str
@@ -109,17 +103,17 @@ class ContactFunnelView(_Out):
     stalls: list[StallView]
 
 
-class ContactView(_Out):
+class ContactView(CamelModel):
     contact_id: str
     # Set when this (anonymous) contact was merged into an identified one.
     merged_into: str | None
     funnels: list[ContactFunnelView]
     merges: list[MergeView]
     # Blocked attempts in funnels the contact has no stage in yet.
-    blocked_outside: list[BlockedView] = []
+    blocked_outside: list[BlockedView] = Field(default=[])
 
 
-class RuleSummary(_Out):
+class RuleSummary(CamelModel):
     id: str
     to: str
     from_: list[str] | None = None
@@ -127,7 +121,7 @@ class RuleSummary(_Out):
     counted: bool = False
 
 
-class FunnelSummary(_Out):
+class FunnelSummary(CamelModel):
     name: str
     description: str
     version: str
@@ -139,7 +133,7 @@ class FunnelView(FunnelSummary):
     rules: list[RuleSummary]
 
 
-class StageReportView(_Out):
+class StageReportView(CamelModel):
     stage: str
     reached: int
     current: int
@@ -151,7 +145,7 @@ class StageReportView(_Out):
     p90_seconds_to_next: float | None
 
 
-class ReportView(_Out):
+class ReportView(CamelModel):
     funnel: str
     version: str
     ordering: str

@@ -21,13 +21,13 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from funnel_shared.events import StageOutput
+from funnel_shared.events import AnyStageOutput, StageOutput
 from funnel_shared.kafka import consumer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings
 from mode import Service
 from pydantic import TypeAdapter, ValidationError
 
-from funnel_stage_engine.read.projection_store import Output, ProjectionStore
+from funnel_stage_engine.read.projection_store import ProjectionStore
 
 __all__ = ["Projection", "decode_outputs", "projection_service"]
 
@@ -36,13 +36,13 @@ log = logging.getLogger("funnel.stage_engine.projection")
 _outputs: TypeAdapter[Any] = TypeAdapter(StageOutput)
 
 
-def decode_outputs(records: Sequence[Any]) -> list[Output]:
+def decode_outputs(records: Sequence[Any]) -> list[AnyStageOutput]:
     """The records' values as stage outputs; a record we cannot read is logged and skipped.
 
     Only the stage engine writes this topic; a kind this version does not know
     (written by a newer engine) must not stop the projection.
     """
-    outputs: list[Output] = []
+    outputs: list[AnyStageOutput] = []
     for record in records:
         try:
             outputs.append(_outputs.validate_json(record.value))

@@ -15,18 +15,22 @@ import json
 from collections.abc import Sequence
 
 import asyncpg
-from funnel_shared.events import ContactMerged, StageBlocked, StageChanged, StageStalled
+from funnel_shared.events import (
+    AnyStageOutput,
+    ContactMerged,
+    StageBlocked,
+    StageChanged,
+    StageStalled,
+)
 
-__all__ = ["Output", "ProjectionStore"]
-
-Output = StageChanged | StageBlocked | ContactMerged | StageStalled
+__all__ = ["ProjectionStore"]
 
 
 class ProjectionStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def apply(self, outputs: Sequence[Output]) -> None:
+    async def apply(self, outputs: Sequence[AnyStageOutput]) -> None:
         """Store a batch in one transaction, in order."""
         async with self._pool.acquire() as connection, connection.transaction():
             for run in _runs(outputs):
@@ -46,9 +50,9 @@ class ProjectionStore:
         await self._pool.fetchval("SELECT 1")
 
 
-def _runs(outputs: Sequence[Output]) -> list[list[Output]]:
+def _runs(outputs: Sequence[AnyStageOutput]) -> list[list[AnyStageOutput]]:
     """Consecutive outputs split into runs of stage changes and runs of anything else."""
-    runs: list[list[Output]] = []
+    runs: list[list[AnyStageOutput]] = []
     for output in outputs:
         changed = isinstance(output, StageChanged)
         if runs and isinstance(runs[-1][0], StageChanged) == changed:
@@ -89,7 +93,7 @@ _STAGE_CHANGED = """
 """
 
 
-def _change_args(change: Output) -> tuple[object, ...]:
+def _change_args(change: AnyStageOutput) -> tuple[object, ...]:
     assert isinstance(change, StageChanged)
     return (
         change.id,

@@ -1,6 +1,6 @@
 """The conversion report of one funnel: pure arithmetic over counts the database returns.
 
-Definitions (the README's "Read API and funnel pages" repeats them):
+Definitions (``docs/read-api.md``, "Read API and funnel pages", repeats them):
 
 - *reached* a stage in [since, until): the contact's first forward move into
   that stage or a later one happened in the range. A forward funnel may skip

@@ -1,6 +1,7 @@
 """The stage engine's HTTP app (FastAPI), served by uvicorn on the faust worker's loop.
 
-Operations: ``/healthz``, ``/readyz`` and ``/metrics``. The read API and the
+Operations: ``/healthz``, ``/readyz`` and ``/metrics``, from the shared
+``funnel_shared.operations.operations_router``. The read API and the
 funnel pages come from ``api.py`` and ``pages.py``. Faust's own aiohttp server
 is replaced (``faust.contrib.asgi.serve_asgi``), so one HTTP stack serves all.
 """
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from funnel_shared.operations import operations_router
 
 from funnel_stage_engine.domain.definitions import Funnel
-from funnel_stage_engine.metrics import CONTENT_TYPE, StageEngineMetrics
+from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.api import api_router
 from funnel_stage_engine.read.pages import pages_router
 from funnel_stage_engine.read.projection import Projection
@@ -55,21 +57,17 @@ def create_web_app(
     async def json_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def readiness() -> str | None:
+        return app.state.web.worker_status() or await _projection_problem(projection) or None
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        problem = app.state.web.worker_status() or await _projection_problem(projection)
-        if problem:
-            return JSONResponse({"status": problem}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
-    @app.get("/metrics")
-    async def metrics_page() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
-
+    app.include_router(
+        operations_router(
+            readiness=readiness,
+            registry=metrics.registry,
+            ready_summary="The worker has joined its group and the projection is up",
+            not_ready="Not ready (e.g. during a rebalance); the reason is in status.",
+        )
+    )
     app.include_router(api_router)
     app.include_router(pages_router)
     return app

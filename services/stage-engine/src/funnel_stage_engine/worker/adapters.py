@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import EventT, TableT
 from faust.types.transports import ProducerT
+from funnel_shared.publishing import OutboundRecord
 
-from funnel_stage_engine.worker.batch import Outbound
 from funnel_stage_engine.worker.faust_internals import committed_offsets, handling
 
 __all__ = ["FaustPublisher", "TableStateStore", "consumer_lag"]
 
 
 class FaustPublisher:
-    """Publishes through the app's producer: sends every record of a batch, then returns
-    only once the broker acknowledged them all."""
+    """A ``funnel_shared.publishing.Publisher`` over the app's faust producer."""
 
     def __init__(self, producer: Callable[[], ProducerT]) -> None:
         self._producer = producer  # The app's, read when publishing: faust builds it late.
 
-    async def publish_all(self, records: Sequence[Outbound]) -> None:
-        producer = self._producer()
+    async def send(self, topic: str, record: OutboundRecord) -> Awaitable[Any]:
         # send() hands the record to the client's buffer and returns a future of its
-        # RecordMetadata; awaiting those futures is waiting for the acks. The client
-        # keeps the send order per partition, so a contact's outputs stay in order.
-        # (Topic.send() would add faust's per-record bookkeeping around the same call.)
-        pending = [
-            await producer.send(
-                out.topic, out.record.key.encode(), out.record.value, None, None, out.record.headers
-            )
-            for out in records
-        ]
-        acks = await asyncio.gather(*pending, return_exceptions=True)
-        for ack in acks:
-            if isinstance(ack, BaseException):
-                raise ack
+        # RecordMetadata, which resolves on the broker's ack. The client keeps the send
+        # order per partition, so a contact's outputs stay in order. (Topic.send() would
+        # add faust's per-record bookkeeping around the same call.)
+        return await self._producer().send(
+            topic, record.key.encode(), record.value, None, None, record.headers
+        )
 
 
 class TableStateStore:

@@ -18,7 +18,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from faust.types import TableT, TopicT
+from faust.types import TableT
+from funnel_shared.publishing import publish_all
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.domain.commands import Tick
@@ -31,7 +32,7 @@ from funnel_stage_engine.worker.adapters import FaustPublisher, TableStateStore,
 from funnel_stage_engine.worker.batch import Inbound
 from funnel_stage_engine.worker.deadlines import DeadlineIndex
 from funnel_stage_engine.worker.faust_internals import TunedApp
-from funnel_stage_engine.worker.handler import ContactEventHandler
+from funnel_stage_engine.worker.handler import ContactEventHandler, command_record
 from funnel_stage_engine.worker.serving import attach_http_and_projection
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
@@ -63,15 +64,9 @@ def create_app(
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     app.producer_buffer_max = max(100, 2 * settings.batch_max_events)
     commands_name = commands_topic_name(settings)
-    # Internal: faust creates it with the app's partitions, which must be those of the
-    # contact-events topic, so a contact's events and commands share a partition number.
-    commands_topic = app.topic(
-        commands_name,
-        key_serializer="raw",
-        value_serializer="raw",
-        internal=True,
-        partitions=kafka.partitions,
-    )
+    # The internal command topic is created by ``main`` (``commands_topic_name``) with the
+    # partitions of the contact-events topic, so a contact's events and commands share a
+    # partition number. Commands and stall ticks are sent through the handler's publisher.
     source_topic = app.topic(
         topics.contact_events, commands_name, key_serializer="raw", value_serializer="raw"
     )
@@ -124,7 +119,7 @@ def create_app(
             events = []
 
     app.evaluate_contact_events = evaluate_contact_events
-    _add_stall_timer(app, settings, topics.contact_events, commands_topic)
+    _add_stall_timer(app, settings, topics.contact_events, commands_name)
     app.projection = attach_http_and_projection(
         app,
         settings=settings,
@@ -143,7 +138,7 @@ def commands_topic_name(settings: StageEngineSettings) -> str:
 
 
 def _add_stall_timer(
-    app: StageEngineApp, settings: StageEngineSettings, source: str, commands_topic: TopicT
+    app: StageEngineApp, settings: StageEngineSettings, source: str, commands_topic: str
 ) -> None:
     rebalanced = {"pending": True}
 
@@ -161,11 +156,14 @@ def _add_stall_timer(
         if rebalanced["pending"]:
             rebalanced["pending"] = False
             app.deadlines.rebuild(app.contact_to_state.items(), assigned)
-        for contact_id, now in app.deadlines.due(assigned):
-            tick = Tick(contact_id=contact_id, now=now)
-            await commands_topic.send(
-                key=contact_id.encode(), value=tick.model_dump_json().encode()
-            )
+        ticks = [
+            (commands_topic, command_record(Tick(contact_id=contact_id, now=now)))
+            for contact_id, now in app.deadlines.due(assigned)
+        ]
+        # Through the handler's publisher, like every other record the worker sends.
+        acks = await publish_all(app.handler.publisher, ticks)
+        for failure in acks.failures:
+            log.warning("a stall tick was not acknowledged: %r", failure)
 
     app.timer(interval=settings.stall_check_interval_s)(send_due_ticks)
 

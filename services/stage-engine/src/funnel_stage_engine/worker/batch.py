@@ -8,7 +8,8 @@ the batch only once the record was handled without error: a record that trips
 halfway leaves nothing behind but its dead letter.
 
 Nothing here touches the broker or the table's writes; ``handler.py`` publishes
-``outbound``, waits for every ack, and only then stores ``kept()``.
+``outbound`` with one ``publish_all``, and only once every record was
+acknowledged stores ``kept()``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from funnel_shared.events import AnyStageOutput
 from funnel_shared.kafka import OutboundRecord
 
 from funnel_stage_engine.domain.contact import Outcome
-from funnel_stage_engine.domain.engine import ContactState, StageOutput
+from funnel_stage_engine.domain.engine import ContactState
 
-__all__ = ["Batch", "BatchPublisher", "Inbound", "Outbound", "StateStore", "Tally"]
+__all__ = ["Batch", "Inbound", "Outbound", "StateStore", "Tally"]
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,8 @@ class Inbound:
     origin: Any = None
 
 
-@dataclass(frozen=True)
-class Outbound:
-    topic: str
-    record: OutboundRecord
-
-
-class BatchPublisher(Protocol):
-    """The outbound seam: send every record, return once the broker acknowledged them all."""
-
-    async def publish_all(self, records: Sequence[Outbound]) -> None: ...
+# (topic, record): what ``funnel_shared.publishing.publish_all`` sends.
+Outbound = tuple[str, OutboundRecord]
 
 
 class StateStore(Protocol):
@@ -65,7 +59,7 @@ class Tally:
     """What one record came to, counted in the metrics once the batch is stored."""
 
     outcome: Outcome
-    outputs: Sequence[StageOutput] = ()
+    outputs: Sequence[AnyStageOutput] = ()
     reason: str | None = None
 
 
@@ -107,7 +101,7 @@ class Batch:
         self._staged[contact_id] = _Kept(state, self._origin, store)
 
     def publish(self, topic: str, record: OutboundRecord) -> None:
-        self._staged_out.append(Outbound(topic, record))
+        self._staged_out.append((topic, record))
 
     def commit(self, tally: Tally) -> None:
         """The record is done: its outputs and states join the batch."""

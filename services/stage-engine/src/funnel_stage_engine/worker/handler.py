@@ -25,7 +25,7 @@ Identity and stalls use the same order. Records on the internal command topic
 (``domain/commands.py``) are commands: a link is decided on the anonymous contact's
 partition, whose state then travels to the identified contact in a transfer
 (sent before the anonymous state is marked merged); a tick fires due stalls.
-See the README, "Identity" and "Stalls".
+See ``docs/stage-engine.md``, "Identity" and "Stalls".
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from funnel_shared.events import (
+    AnyStageOutput,
     ContactEvent,
     ContactMerged,
     StageBlocked,
@@ -45,6 +46,7 @@ from funnel_shared.events import (
     StageStalled,
 )
 from funnel_shared.kafka import OutboundRecord, encode_model, rejected_record
+from funnel_shared.publishing import Publisher, publish_all
 from funnel_shared.settings import TopicSettings
 from pydantic import ValidationError
 
@@ -62,7 +64,7 @@ from funnel_stage_engine.domain.contact import (
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.domain.stalls import next_deadline
 from funnel_stage_engine.metrics import StageEngineMetrics
-from funnel_stage_engine.worker.batch import Batch, BatchPublisher, Inbound, StateStore, Tally
+from funnel_stage_engine.worker.batch import Batch, Inbound, StateStore, Tally
 
 __all__ = [
     "SOURCE",
@@ -70,6 +72,7 @@ __all__ = [
     "DeadlineListener",
     "Inbound",
     "StateStore",
+    "command_record",
     "encode_output",
 ]
 
@@ -95,7 +98,7 @@ class _NoDeadlines:
         return None
 
 
-def encode_output(output: engine.StageOutput) -> OutboundRecord:
+def encode_output(output: AnyStageOutput) -> OutboundRecord:
     """A stage change or a refused skip as a record keyed by contact, ``ce_id`` = its id."""
     return encode_model(
         output,
@@ -111,7 +114,7 @@ def encode_output(output: engine.StageOutput) -> OutboundRecord:
 class ContactEventHandler:
     funnels: Sequence[Funnel]
     states: StateStore
-    publisher: BatchPublisher
+    publisher: Publisher
     topics: TopicSettings
     metrics: StageEngineMetrics
     commands_topic: str = "funnel-stage-engine-contact-commands"
@@ -132,8 +135,10 @@ class ContactEventHandler:
                 batch.discard()
                 tally = self._reject(batch, record, exc, reason="evaluation_failed")
             batch.commit(tally)
-        await self.publisher.publish_all(batch.outbound)
-        # Only now, with every output acknowledged, may the new states be stored.
+        acks = await publish_all(self.publisher, batch.outbound)
+        # Only with every output acknowledged may the new states be stored: a batch
+        # partly acknowledged stores nothing and is processed again after the restart.
+        acks.raise_first()
         # Stored even when unchanged: it re-sends a changelog record that a crash may have lost.
         for contact_id, state, origin, store in batch.kept():
             if store:
@@ -180,7 +185,7 @@ class ContactEventHandler:
         for output in decision.outputs:
             batch.publish(self.topics.stage_changed, encode_output(output))
         for command in decision.commands:
-            batch.publish(self.commands_topic, _command_record(command))
+            batch.publish(self.commands_topic, command_record(command))
         if decision.state is not None:
             batch.keep(contact_id, decision.state, store=decision.store)
         return Tally(decision.outcome, decision.outputs)
@@ -221,7 +226,7 @@ class ContactEventHandler:
         return Tally("rejected", reason=reason)
 
 
-def _command_record(command: AnyCommand) -> OutboundRecord:
+def command_record(command: AnyCommand) -> OutboundRecord:
     """A command for the internal topic, keyed by the contact it acts on."""
     return OutboundRecord(
         key=subject(command), value=command.model_dump_json().encode(), headers=[]
