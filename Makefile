@@ -9,7 +9,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint packages browser unit integration e2e schemas docs clean bench
+.PHONY: dev test install lint packages browser unit integration e2e schemas docs clean bench deploy-check
 
 dev: install
 	$(VENV)/bin/funnel-dev
@@ -82,6 +82,15 @@ schemas: install
 # classes' field descriptions, the event models and the topic settings (a test fails on drift).
 docs: schemas
 	$(VENV)/bin/funnel-docgen
+
+# The docker-compose deployment, for real: builds the images, starts the stack from a fresh
+# .env in a temporary copy, checks it end to end and removes it (deploy/check.sh, steps in
+# docs/deploy.md). Not part of `make test`: it needs a container engine. With podman:
+#   make deploy-check ENGINE=podman COMPOSE=podman-compose
+ENGINE ?= docker
+COMPOSE ?= docker compose
+deploy-check:
+	ENGINE='$(ENGINE)' COMPOSE='$(COMPOSE)' deploy/check.sh
 
 clean:
 	rm -rf .tools $(VENV) .funnel-dev .pytest_cache .mypy_cache .ruff_cache

@@ -266,3 +266,36 @@ ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
 def env_example_names() -> set[str]:
     """Variables .env.example sets (``NAME=``) or documents (``# NAME=default``)."""
     return set(ENV_LINE.findall(ENV_EXAMPLE.read_text()))
+
+
+# --- Published ports --------------------------------------------------------------------
+
+DEFAULTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A host port mapping as compose runs it when .env sets none of its variables."""
+
+    written: str  # as in the compose file
+    address: str  # host address; "" means every interface
+    port: str  # host port or range; "" means one the engine picks
+    target: str  # the container's port
+
+
+def published_ports(service: dict[str, Any]) -> list[Published]:
+    """A service's ``ports``, short or long syntax, with variables at their defaults."""
+    found = []
+    for mapping in service.get("ports", []):
+        if isinstance(mapping, dict):
+            address = DEFAULTED.sub(lambda m: m[1] or "", str(mapping.get("host_ip", "")))
+            port = DEFAULTED.sub(lambda m: m[1] or "", str(mapping.get("published", "")))
+            found.append(Published(str(mapping), address, port, str(mapping["target"])))
+            continue
+        text = DEFAULTED.sub(lambda m: m[1] or "", str(mapping)).split("/")[0]
+        parts = text.rsplit(":", 2)
+        target = parts.pop()
+        port = parts.pop() if parts else ""
+        address = parts.pop().strip("[]") if parts else ""
+        found.append(Published(str(mapping), address, port, target))
+    return found

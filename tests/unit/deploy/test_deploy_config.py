@@ -25,6 +25,7 @@ from tests.support.deploy_config import (
     interpolated_names,
     parse_dockerfile,
     programs_in,
+    published_ports,
     required_names,
     service_command,
     service_dockerfile,
@@ -56,6 +57,24 @@ def _reads(service: dict[str, Any]) -> frozenset[str]:
     programs = programs_in(service_command(service))
     assert programs, f"cannot tell which program runs: {service_command(service)}"
     return frozenset().union(*(env_read_by(program) for program in programs))
+
+
+def _public_services() -> set[str]:
+    """Services that may listen on every host interface: ingest only (browsers post to it)."""
+    [ingest] = [m for m in workspace_members() if m.path == "services/ingest"]
+    return {n for n, s in _built().items() if set(ingest.scripts) & set(service_command(s))}
+
+
+def _exposed_beyond_this_host(services: dict[str, dict[str, Any]]) -> list[str]:
+    """Mappings of non-public services that do not bind 127.0.0.1 when .env sets nothing."""
+    public = _public_services()
+    return [
+        f"{name}: {port.written}"
+        for name, service in services.items()
+        if name not in public
+        for port in published_ports(service)
+        if port.address != "127.0.0.1"
+    ]
 
 
 def _has_healthcheck(service: dict[str, Any]) -> bool:
@@ -201,3 +220,35 @@ def test_readme_deploy_section_has_the_steps_compose_needs() -> None:
         for mapping in service.get("ports", []):
             published = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(mapping)).rsplit(":", 1)[0]
             assert published.rsplit(":", 1)[-1] in section, f"port {mapping} is not in the README"
+
+
+def test_only_ingest_is_published_beyond_this_host_by_default() -> None:
+    # The read API, the admin API, Mailpit's UI and Kafka have no authentication, and
+    # engine-published ports bypass a host firewall.
+    assert _public_services() == {"ingest"}
+    assert _exposed_beyond_this_host(_services()) == []
+    [ingest] = published_ports(_services()["ingest"])
+    assert ingest.address == "", "ingest is for browsers and servers: every interface"
+
+
+def test_the_binding_check_catches_a_port_published_on_every_interface() -> None:
+    for mapping in ("8025:8025", "${MAILPIT_UI_PUBLISH:-8025}:8025", "0.0.0.0:8025:8025", "8025"):
+        services = copy.deepcopy(_services())
+        services["mailpit"]["ports"] = [mapping]
+        assert _exposed_beyond_this_host(services) == [f"mailpit: {mapping}"], mapping
+    services = copy.deepcopy(_services())
+    services["notifier"]["ports"] = [{"target": 8002, "published": "8002"}]
+    assert len(_exposed_beyond_this_host(services)) == 1
+
+
+def test_every_non_public_binding_can_be_moved_in_env() -> None:
+    # 127.0.0.1 is the default, not a wall: each service port is a variable .env can set
+    # (Kafka's host listener excepted: it advertises localhost, see deploy/README.md).
+    public = _public_services()
+    for name, service in _services().items():
+        for port in published_ports(service):
+            if name in public or "KAFKA_PROCESS_ROLES" in service.get("environment", {}):
+                continue
+            assert re.fullmatch(r"\$\{\w+_PUBLISH:-127\.0\.0\.1:\d+\}:\d+", port.written), (
+                f"{name}: {port.written}"
+            )

@@ -29,14 +29,23 @@ COMPOSE_ONLY: dict[str, str] = {
         " funnel/notifier)."
     ),
     "INGEST_PUBLISH": (
-        "Host port of ingest. A single port, or a range (127.0.0.1:8101-8103) to run several"
-        ' replicas, one host port each (deploy/README.md, "Scaling each service").'
+        "Host address and port of ingest, the one service published on every interface"
+        " (browsers and servers post to it). A port, an address and port"
+        " (127.0.0.1:8000), or a range (127.0.0.1:8101-8103) to run several replicas, one"
+        ' host port each (deploy/README.md, "Scaling each service").'
     ),
-    "STAGE_ENGINE_PUBLISH": "Host port (or range) of the stage engine.",
-    "NOTIFIER_PUBLISH": "Host port (or range) of the notifier.",
-    "MAILPIT_UI_PORT": (
-        "Host port of Mailpit's web UI (the SMTP sink; SMTP itself, port 1025, stays inside"
-        " the network)."
+    "STAGE_ENGINE_PUBLISH": (
+        "Host address and port (or range) of the stage engine's read API and pages, which"
+        " show every contact's traits and e-mail and have no authentication: 127.0.0.1 only"
+        " unless you change it."
+    ),
+    "NOTIFIER_PUBLISH": (
+        "Host address and port (or range) of the notifier's admin API (list follow-ups,"
+        " retry dead ones), which has no authentication: 127.0.0.1 only unless you change it."
+    ),
+    "MAILPIT_UI_PUBLISH": (
+        "Host address and port of Mailpit's web UI, which shows every mail sent: 127.0.0.1"
+        " only unless you change it. SMTP itself, port 1025, stays inside the network."
     ),
     "KAFKA_HOST_PORT": (
         "Kafka for tools on this machine (kcat, kafka-console-consumer): localhost:9094,"
