@@ -20,6 +20,7 @@ from funnel_devstack.services import ServiceSpec, service_specs, wait_until_read
 from funnel_shared.settings import KafkaSettings
 
 from tests.conftest import create_topics, migrated_copy, topic_environment
+from tests.support.access import token_env
 from tests.support.notifier_processes import NotifierProcesses
 from tests.support.processes import log_tail, start_logged
 
@@ -74,6 +75,7 @@ def running_system(
         "DATABASE_URL": database_url,
         "STAGE_ENGINE_APP_ID": f"e2e-stage-engine-{suffix}",
         "NOTIFIER_GROUP_ID": f"e2e-notifier-{suffix}",
+        **token_env(),  # The read API, the pages and the admin API require a token.
     }
     specs = service_specs(
         base_env=base_env,

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from funnel_shared.kafka import AiokafkaPublisher
 
+from tests.support.access import AUTH_HEADERS
 from tests.support.notifier_processes import (
     NotifierProcesses,
     notifier_environment,
@@ -177,7 +178,7 @@ async def test_admin_api_lists_shows_and_retries_a_dead_follow_up(
         notifier = await processes.start(env, "admin")
         change = stage_change(contact, funnel="hourglass", to_stage="closed")
         await publish_change(publisher, notifier_env["TOPIC_STAGE_CHANGED"], change)
-        async with httpx.AsyncClient(base_url=notifier.url) as client:
+        async with httpx.AsyncClient(base_url=notifier.url, headers=AUTH_HEADERS) as client:
 
             async def listed(status: str) -> list[dict[str, object]]:
                 response = await client.get(

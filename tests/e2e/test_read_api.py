@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import WRITE_KEY, RunningSystem, _log_tail
+from tests.support.access import AUTH_HEADERS
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +47,7 @@ async def test_an_anonymous_visitor_who_identifies_is_one_person_in_the_report(
         {"type": "page", "anonymousId": anonymous, "name": "Pricing", "timestamp": at(4)},
     ]
     engine = running_system.urls["stage-engine"]
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH_HEADERS) as client:
         response = await client.post(
             running_system.urls["ingest"] + "/v1/batch",
             json={"batch": batch},

@@ -16,6 +16,7 @@ from funnel_shared.kafka import producer_kwargs
 from funnel_shared.settings import KafkaSettings
 
 from tests.e2e.conftest import WRITE_KEY, RunningSystem, _log_tail
+from tests.support.access import AUTH_HEADERS
 from tests.support.kafka_reader import Record, TopicReader
 
 pytestmark = pytest.mark.e2e
@@ -111,7 +112,7 @@ async def test_the_stage_engine_says_why_a_contact_is_where_it_is(
 ) -> None:
     contact = f"user-{uuid.uuid4().hex}"
     engine = running_system.urls["stage-engine"]
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH_HEADERS) as client:
         response = await client.post(
             running_system.urls["ingest"] + "/v1/track",
             json={"userId": contact, "event": "Signed Up"},

@@ -16,6 +16,7 @@ from pathlib import Path
 from funnel_devstack.processes import die_with_parent, free_port, stop_process
 
 from tests.conftest import migrated_copy, unique
+from tests.support.access import token_env
 from tests.support.notifier_support import write_rules
 
 NOTIFIER = str(Path(sys.executable).parent / "funnel-notifier")
@@ -58,6 +59,7 @@ async def notifier_environment(
         "NOTIFIER_POLL_INTERVAL_S": "0.2",
         "NOTIFIER_ATTEMPT_TIMEOUT_S": "2",
         "NOTIFIER_CLAIM_GRACE_S": "1",
+        "NOTIFIER_API_TOKENS": token_env()["NOTIFIER_API_TOKENS"],  # Clients send AUTH_HEADERS.
         **settings,
     }
 

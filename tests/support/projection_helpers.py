@@ -16,6 +16,7 @@ from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.projection import Projection
 from funnel_stage_engine.read.web import create_web_app
 
+from tests.support.access import test_access
 from tests.support.journey_set import funnels_under_test
 from tests.support.stage_outputs import publish_outputs
 
@@ -96,10 +97,14 @@ async def projected(
 
 
 def read_web_app(projection: Projection) -> FastAPI:
-    """The stage engine's read API and pages over ``projection``, for the test funnels."""
+    """The stage engine's read API and pages over ``projection``, for the test funnels.
+
+    It requires ``tests.support.access.TOKENS``: clients send ``AUTH_HEADERS``.
+    """
     return create_web_app(
         funnels=funnels_under_test(),
         projection=projection,
         metrics=StageEngineMetrics(),
         worker_status=lambda: "",
+        access=test_access(),
     )

@@ -8,7 +8,8 @@ without reading logs. ``/metrics`` is the Prometheus text format of one registry
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -26,11 +27,14 @@ def operations_router(
     registry: CollectorRegistry,
     ready_summary: str = "The service can do its work",
     not_ready: str = "Not ready; the reason is in status.",
+    metrics_dependencies: Sequence[Any] = (),
 ) -> APIRouter:
     """The three routes over a readiness check and a metrics registry.
 
     ``ready_summary`` and ``not_ready`` describe ``/readyz`` in the OpenAPI
-    document (what "ready" means for this service).
+    document (what "ready" means for this service). ``metrics_dependencies``
+    guard ``/metrics`` (e.g. ``funnel_shared.auth.Access.metrics()``); the
+    health routes stay open.
     """
     router = APIRouter(tags=["operations"])
 
@@ -50,6 +54,7 @@ def operations_router(
         summary="Prometheus metrics",
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+        dependencies=list(metrics_dependencies),
     )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

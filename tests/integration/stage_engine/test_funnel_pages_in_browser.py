@@ -12,6 +12,7 @@ from funnel_devstack.processes import free_port
 from funnel_shared.settings import KafkaSettings, TopicSettings
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
+from tests.support.access import TOKEN
 from tests.support.browser import CHROMIUM_ARGS, chromium_executable
 from tests.support.journey_set import STAGES, journey_set
 from tests.support.projection_helpers import projected, read_web_app, wait_until
@@ -64,7 +65,11 @@ async def test_the_funnel_page_draws_one_bar_per_stage_with_no_console_errors(
             executable_path=chromium_executable(), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            page = await browser.new_page()
+            # The pages take the token as the HTTP Basic password, as a person would type it.
+            context = await browser.new_context(
+                http_credentials={"username": "me", "password": TOKEN}
+            )
+            page = await context.new_page()
             page.on("console", on_console)
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
 

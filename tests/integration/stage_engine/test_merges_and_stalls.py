@@ -11,6 +11,7 @@ import pytest
 from funnel_shared.events import AnyStageOutput
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
+from tests.support.access import AUTH_HEADERS
 from tests.support.contact_events import START
 from tests.support.journey_set import HOUR, STAGES
 from tests.support.projection_helpers import projected, read_web_app
@@ -58,7 +59,9 @@ async def client(
     ) as projection:
         app = read_web_app(projection)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=AUTH_HEADERS
+        ) as http:
             yield http, run
 
 

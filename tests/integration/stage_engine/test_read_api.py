@@ -12,6 +12,7 @@ import pytest
 from funnel_shared.events import StageBlocked, StageChanged
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
+from tests.support.access import AUTH_HEADERS
 from tests.support.contact_events import START
 from tests.support.journey_set import HOUR, STAGES, STEPS, funnels_under_test, journey_set
 from tests.support.projection_helpers import projected, read_web_app
@@ -41,7 +42,9 @@ async def read_api(
     ) as projection:
         app = read_web_app(projection)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=AUTH_HEADERS
+        ) as client:
             yield ReadApi(client=client, run=run, outputs=outputs)
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from funnel_shared.auth import Access
 from funnel_shared.operations import operations_router
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
@@ -43,13 +44,15 @@ def create_app(
 
     app = FastAPI(title="Funnel notifier", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
-    app.include_router(admin_router)
+    access = Access.of(settings.api_tokens, metrics_require_token=settings.metrics_require_token)
+    app.include_router(admin_router, dependencies=access.api())
     app.include_router(
         operations_router(
             readiness=runtime.ready,
             registry=runtime.metrics.registry,
             ready_summary="The database, the consumer group and the broker are reachable",
             not_ready="Not ready; status says which of them is not.",
+            metrics_dependencies=access.metrics(),
         )
     )
     return app

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from funnel_shared.auth import EX_CONFIG, public_bind_problem
 from funnel_shared.cli import Subcommand, command_line
 from funnel_shared.migrations import upgrade
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
@@ -82,9 +83,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise SystemExit(status)
 
 
-def serve(_: argparse.Namespace) -> None:
+log = logging.getLogger("funnel.notifier")
+
+
+def serve(_: argparse.Namespace) -> int | None:
     _log_to_stderr()
     settings = NotifierSettings()
+    problem = public_bind_problem(
+        host=settings.host, tokens=settings.api_tokens, tokens_env="NOTIFIER_API_TOKENS"
+    )
+    if problem:
+        log.error(problem)
+        return EX_CONFIG
     app = create_app(
         settings=settings,
         kafka=KafkaSettings(),
@@ -92,6 +102,7 @@ def serve(_: argparse.Namespace) -> None:
         database=DatabaseSettings(),
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    return None
 
 
 def _migrate(_: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from funnel_shared.auth import TOKENS_HELP, TokenList
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -11,13 +12,29 @@ __all__ = ["NotifierSettings"]
 
 
 class NotifierSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+    # A refused value is not echoed in the error: it may be a token.
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFIER_", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field(
         default="127.0.0.1",
-        description="Address the admin API listens on. It has no authentication of its own.",
+        description=(
+            "Address the admin API listens on. Without api_tokens only a loopback address"
+            " is allowed."
+        ),
     )
     port: int = Field(default=8002, description="Port of the admin API and /metrics.")
+    api_tokens: TokenList = Field(
+        default_factory=list, description="Tokens for the admin API. " + TOKENS_HELP
+    )
+    metrics_require_token: bool = Field(
+        default=True,
+        description=(
+            "Whether /metrics needs a token too (when tokens are set): it holds no contact"
+            " data but shows volumes. Prometheus sends one with authorization.credentials."
+        ),
+    )
     group_id: str = Field(
         default="funnel-notifier", description="Kafka consumer group of the stage-changed topic."
     )

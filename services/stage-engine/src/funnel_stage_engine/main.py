@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import faust
+from funnel_shared.auth import EX_CONFIG, public_bind_problem
 from funnel_shared.cli import Subcommand, command_line
 from funnel_shared.kafka import ensure_topics
 from funnel_shared.migrations import upgrade
@@ -27,7 +28,6 @@ from funnel_stage_engine.worker.app import commands_topic_name, create_app
 
 __all__ = ["main", "migrate"]
 
-EX_CONFIG = 78  # sysexits.h: configuration error
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_stage_engine"
 
@@ -64,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def serve(_: argparse.Namespace) -> int | None:
     settings = StageEngineSettings()
+    problem = public_bind_problem(
+        host=settings.host, tokens=settings.api_tokens, tokens_env="STAGE_ENGINE_API_TOKENS"
+    )
+    if problem:
+        print(f"funnel-stage-engine: {problem}", file=sys.stderr)
+        return EX_CONFIG
     try:
         funnels = load_funnels(settings.funnels_dir)
     except FunnelDefinitionError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from funnel_shared.auth import TOKENS_HELP, TokenList
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -13,15 +14,35 @@ STORES = ("memory://", "rocksdb://")
 
 
 class StageEngineSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STAGE_ENGINE_", extra="ignore")
+    # A refused value is not echoed in the error: it may be a token.
+    model_config = SettingsConfigDict(
+        env_prefix="STAGE_ENGINE_", extra="ignore", hide_input_in_errors=True
+    )
 
     app_id: str = Field(
         default="funnel-stage-engine",
         description="Faust app id: the consumer group and the prefix of its internal topics.",
     )
-    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address the HTTP server listens on. Without api_tokens only a loopback address"
+            " is allowed."
+        ),
+    )
     port: int = Field(
         default=8001, description="Port of the read API, the funnel pages and /metrics."
+    )
+    api_tokens: TokenList = Field(
+        default_factory=list,
+        description="Tokens for the read API and the funnel pages. " + TOKENS_HELP,
+    )
+    metrics_require_token: bool = Field(
+        default=True,
+        description=(
+            "Whether /metrics needs a token too (when tokens are set): it holds no contact"
+            " data but shows volumes. Prometheus sends one with authorization.credentials."
+        ),
     )
     data_dir: Path = Field(
         default=Path(".funnel-data/stage-engine"),

@@ -41,8 +41,14 @@ def service_specs(
     data_dir: Path,
     write_keys: dict[str, str],
 ) -> list[ServiceSpec]:
-    """The three services, each with its port and the shared connection settings."""
-    env = {**os.environ, **base_env}
+    """The three services, each with its port and the shared connection settings.
+
+    The dev stack serves on 127.0.0.1 without tokens (a token left in the shell
+    does not apply), so the URLs and curl examples it prints work as printed;
+    ``base_env`` may still set tokens (the end-to-end tests do).
+    """
+    no_tokens = {"STAGE_ENGINE_API_TOKENS": "", "NOTIFIER_API_TOKENS": ""}
+    env = {**os.environ, **no_tokens, **base_env}
     return [
         ServiceSpec(
             name="ingest",

@@ -16,6 +16,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
+from funnel_shared.auth import Access
 from funnel_shared.operations import operations_router
 
 from funnel_stage_engine.domain.definitions import Funnel
@@ -44,7 +45,10 @@ def create_web_app(
     projection: Projection,
     metrics: StageEngineMetrics,
     worker_status: Callable[[], str],
+    access: Access | None = None,
 ) -> FastAPI:
+    """The app; ``access`` guards the read API, the pages and /metrics (none: open)."""
+    access = access or Access()
     app = FastAPI(title="Funnel stage engine", version="0.1.0")
     app.state.web = WebState(
         funnels={funnel.name: funnel for funnel in funnels},
@@ -55,7 +59,8 @@ def create_web_app(
 
     @app.exception_handler(HTTPException)
     async def json_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        # Headers too: a 401 carries its WWW-Authenticate challenge.
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def readiness() -> str | None:
         return app.state.web.worker_status() or await _projection_problem(projection) or None
@@ -66,10 +71,11 @@ def create_web_app(
             registry=metrics.registry,
             ready_summary="The worker has joined its group and the projection is up",
             not_ready="Not ready (e.g. during a rebalance); the reason is in status.",
+            metrics_dependencies=access.metrics(),
         )
     )
-    app.include_router(api_router)
-    app.include_router(pages_router)
+    app.include_router(api_router, dependencies=access.api())
+    app.include_router(pages_router, dependencies=access.pages())
     return app
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from faust.contrib.asgi import serve_asgi
+from funnel_shared.auth import Access
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.domain.definitions import Funnel
@@ -54,7 +55,11 @@ def attach_http_and_projection(
         return ""
 
     web = create_web_app(
-        funnels=funnels, projection=projection, metrics=metrics, worker_status=worker_status
+        funnels=funnels,
+        projection=projection,
+        metrics=metrics,
+        worker_status=worker_status,
+        access=Access.of(settings.api_tokens, metrics_require_token=settings.metrics_require_token),
     )
     serve_asgi(app, web, host=settings.host, port=settings.port, access_log=False)
     return projection
