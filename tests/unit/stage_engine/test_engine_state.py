@@ -114,6 +114,8 @@ def test_a_stage_change_says_why_and_when() -> None:
         "rule_id": "silver",
         "cause_message_id": "m-why",
         "cause_kind": "event",
+        "cause_source": "web",
+        "cause_source_kind": "browser",
         "event_time": T0,
         "processed_at": processed_at,
     }

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from funnel_shared.events import ContactEvent, SegmentMessageBase
+from funnel_shared.events import ContactEvent, SegmentMessageBase, SourceKind
 from funnel_shared.ids import is_blocked_id
 
 __all__ = ["normalize"]
@@ -18,6 +18,7 @@ def normalize(
     received_at: datetime,
     source: str,
     client_ip: str | None,
+    source_kind: SourceKind = "browser",
     new_message_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> ContactEvent:
     """Fill in what the sender may leave out.
@@ -54,5 +55,7 @@ def normalize(
         originalTimestamp=message.original_timestamp or message.timestamp,
         receivedAt=received_at,
         source=source,
+        # Set here, never taken from the sender: a browser key cannot claim to be a server.
+        sourceKind=source_kind,
     )
     return ContactEvent.model_validate(fields)

@@ -6,10 +6,35 @@ import hmac
 import json
 from typing import Annotated, Any
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from funnel_shared.events import SourceKind
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["IngestSettings"]
+__all__ = ["IngestSettings", "WriteKey"]
+
+
+class WriteKey(BaseModel):
+    """One source's write key and its kind. A bare string is a key of kind ``browser``:
+    a key nobody marked secret must be assumed public."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    key: SecretStr = Field(min_length=1)
+    kind: SourceKind = "browser"
+
+    @classmethod
+    def _from_plain(cls, value: Any) -> Any:
+        if isinstance(value, str | SecretStr):
+            return {"key": value}
+        return value
 
 
 def _list_from_env(value: Any) -> Any:
@@ -23,15 +48,22 @@ def _list_from_env(value: Any) -> Any:
 
 
 class IngestSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
+    # A refused value is not echoed in the error: it may hold a write key.
+    model_config = SettingsConfigDict(
+        env_prefix="INGEST_", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8000, description="Port of the HTTP server.")
-    write_keys: dict[str, SecretStr] = Field(
+    write_keys: dict[str, Annotated[WriteKey, BeforeValidator(WriteKey._from_plain)]] = Field(
         default_factory=dict,
         description=(
-            "JSON object mapping each source name to its write key, e.g."
-            ' INGEST_WRITE_KEYS=\'{"website": "wk_live_..."}\'. No keys: every request gets 401.'
+            "JSON object mapping each source name to its write key and the key's kind,"
+            " browser (public, the default) or server (secret), e.g. INGEST_WRITE_KEYS="
+            '\'{"website": "wk_live_...", "shop": {"key": "sk_live_...", "kind": "server"}}\'.'
+            " Every event"
+            " carries its source and kind; funnel rules can require a server source. No keys:"
+            " every request gets 401."
         ),
     )
     produce_timeout_s: float = Field(
@@ -106,7 +138,12 @@ class IngestSettings(BaseSettings):
         found = None
         for source, key in self.write_keys.items():
             if hmac.compare_digest(
-                key.get_secret_value().encode("utf-8", "surrogatepass"), presented
+                key.key.get_secret_value().encode("utf-8", "surrogatepass"), presented
             ):
                 found = source
         return found
+
+    def source_kind(self, source: str) -> SourceKind:
+        """The kind of a source's write key (``browser`` for one this does not know)."""
+        key = self.write_keys.get(source)
+        return "browser" if key is None else key.kind

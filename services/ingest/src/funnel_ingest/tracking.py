@@ -71,6 +71,7 @@ def _enrichment(request: Request, services: IngestServices, source: str) -> Enri
     return Enrichment(
         received_at=datetime.now(UTC),
         source=source,
+        source_kind=services.settings.source_kind(source),
         client_ip=client_ip(
             request.client.host if request.client else None,
             # Read only when it can matter: without trusted proxies it is never believed.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from funnel_shared.events import ContactEvent, SegmentMessage
+from funnel_shared.events import ContactEvent, SegmentMessage, SourceKind
 from funnel_shared.ids import is_blocked_id
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -46,6 +46,7 @@ class Enrichment:
     source: str
     client_ip: str | None
     new_message_id: Callable[[], str] | None = field(default=None)
+    source_kind: SourceKind = "browser"  # The write key's kind, from the settings.
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def check_message(
             message,
             received_at=enrichment.received_at,
             source=enrichment.source,
+            source_kind=enrichment.source_kind,
             client_ip=enrichment.client_ip,
             **extra,
         )

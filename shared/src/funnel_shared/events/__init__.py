@@ -25,6 +25,7 @@ from funnel_shared.events.segment import (
     ScreenMessage,
     SegmentMessage,
     SegmentMessageBase,
+    SourceKind,
     TrackMessage,
 )
 from funnel_shared.events.stages import (
@@ -60,6 +61,7 @@ __all__ = [
     "ScreenMessage",
     "SegmentMessage",
     "SegmentMessageBase",
+    "SourceKind",
     "StageBlocked",
     "StageChanged",
     "StageOutput",

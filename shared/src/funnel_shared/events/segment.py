@@ -21,8 +21,13 @@ __all__ = [
     "ScreenMessage",
     "SegmentMessage",
     "SegmentMessageBase",
+    "SourceKind",
     "TrackMessage",
 ]
+
+# Who holds a write key: ``browser`` keys are public (anyone can send with them);
+# ``server`` keys are secret, kept on the sender's own servers.
+SourceKind = Literal["browser", "server"]
 
 
 class SegmentMessageBase(Wire):
@@ -117,6 +122,13 @@ class ContactEvent(Wire):
     original_timestamp: AwareDatetime | None = None
     received_at: AwareDatetime
     source: str = Field(description="The named source that owns the write key.")
+    source_kind: SourceKind = Field(
+        default="browser",
+        description=(
+            "The kind of that source's write key, stamped by ingest: browser (public: anyone"
+            " may send with it) or server (secret). Records from before this field: browser."
+        ),
+    )
 
     @property
     def contact_key(self) -> str:

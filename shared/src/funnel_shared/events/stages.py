@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field
 
 from funnel_shared.events._wire import JsonObject, Wire
+from funnel_shared.events.segment import SourceKind
 
 __all__ = [
     "STAGE_CHANGED_NAMESPACE",
@@ -59,6 +60,17 @@ class StageChanged(Wire):
     )
     cause_kind: Literal["event", "merge", "stall"] = Field(
         default="event", description="What caused the change: an event, a merge or a stall."
+    )
+    cause_source: str | None = Field(
+        default=None,
+        description="For causeKind 'event': the source that sent the event (None otherwise).",
+    )
+    cause_source_kind: SourceKind | None = Field(
+        default=None,
+        description=(
+            "For causeKind 'event': that source's kind, browser or server (None otherwise,"
+            " and in records from before this field)."
+        ),
     )
     event_time: AwareDatetime = Field(
         description="Event time of the cause (for a stall: the deadline that passed)."

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from funnel_shared.events import (
     ContactEvent,
+    SourceKind,
     StageBlocked,
     StageChanged,
     stage_blocked_id,
@@ -117,6 +118,7 @@ def _move(
         rule_id=rule.id,
         cause_id=event.message_id,
         cause_kind="event",
+        cause_source=(event.source, event.source_kind),
         event_time=event.timestamp,
         processed_at=processed_at,
         traits=state.traits,
@@ -163,6 +165,7 @@ def stage_changed(
     event_time: datetime,
     processed_at: datetime,
     traits: Mapping[str, Any],
+    cause_source: tuple[str, SourceKind] | None = None,
 ) -> StageChanged:
     """The one way to build a ``StageChanged``: the contact is now at ``position``.
 
@@ -186,6 +189,8 @@ def stage_changed(
         rule_id=rule_id,
         cause_message_id=cause_id,
         cause_kind=cause_kind,
+        cause_source=cause_source[0] if cause_source else None,
+        cause_source_kind=cause_source[1] if cause_source else None,
         event_time=event_time,
         processed_at=processed_at,
         traits=dict(traits),
