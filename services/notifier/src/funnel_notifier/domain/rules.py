@@ -20,7 +20,8 @@ from typing import Annotated, Literal
 
 from funnel_shared.definition_files import DefinitionFileError, definition_files, parse_definition
 from funnel_shared.durations import Duration
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from funnel_shared.events import SourceKind
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "Action",
@@ -30,6 +31,7 @@ __all__ = [
     "LoadedRule",
     "RuleFile",
     "RuleFileError",
+    "SourceCondition",
     "WebhookAction",
     "builtin_rules_dir",
     "load_rules",
@@ -89,6 +91,33 @@ class KafkaAction(_Strict):
 Action = Annotated[WebhookAction | EmailAction | KafkaAction, Field(discriminator="type")]
 
 
+class SourceCondition(_Strict):
+    """``source: {kind: server}``: only stage changes caused by an event from such a source.
+
+    The stage change carries its causing event's source and kind
+    (``causeSource``, ``causeSourceKind``), as ingest stamped them.
+    """
+
+    name: tuple[str, ...] | None = Field(default=None, description="Source name(s).")
+    kind: tuple[SourceKind, ...] | None = Field(default=None, description="browser or server.")
+
+    @field_validator("name", "kind", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _something(self) -> SourceCondition:
+        if not self.name and not self.kind:
+            raise ValueError("give name, kind or both (e.g. source: {kind: server})")
+        return self
+
+    def holds(self, source: str | None, kind: str | None) -> bool:
+        if self.name and source not in self.name:
+            return False
+        return not self.kind or kind in self.kind
+
+
 class FollowUpRule(_Strict):
     """When a contact enters (or stalls in) a stage, or is merged: do something, maybe later."""
 
@@ -100,10 +129,18 @@ class FollowUpRule(_Strict):
     unless: Literal["moved_on"] | None = Field(
         default=None, description="moved_on: cancel if the contact left the stage by then."
     )
+    source: SourceCondition | None = Field(
+        default=None,
+        description="entered only: the change's causing event came from such a source.",
+    )
     action: Action
 
     @model_validator(mode="after")
     def _consistent(self) -> FollowUpRule:
+        if self.source is not None and self.trigger != "entered":
+            raise ValueError(
+                f"source: only an entered trigger has a causing event; not {self.trigger}"
+            )
         if self.trigger == "merged" and self.stage is not None:
             raise ValueError("stage: a merged trigger applies to the whole funnel; drop stage")
         if self.trigger != "merged" and self.stage is None:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from funnel_shared.events import ContactMerged, StageBlocked, StageChanged, StageStalled
 from pydantic import BaseModel, ValidationError
 
-from funnel_notifier.domain.rules import LoadedRule
+from funnel_notifier.domain.rules import LoadedRule, SourceCondition
 
 __all__ = [
     "Decoded",
@@ -157,6 +157,18 @@ def decode(value: bytes | None) -> Decoded | Ignored | Invalid:
     return Decoded(to_trigger(parsed))
 
 
+def _from_source(condition: SourceCondition, trigger: Trigger) -> bool:
+    """Whether the trigger's causing event came from a source the condition names.
+
+    Only a stage change caused by an event has one; a merge, a stall or a record
+    from before ``causeSourceKind`` does not, and so never satisfies a condition.
+    """
+    change = trigger.change
+    if change is None or change.cause_kind != "event":
+        return False
+    return condition.holds(change.cause_source, change.cause_source_kind)
+
+
 _FOLLOWUP_NAMESPACE = uuid.UUID("5d0e7a61-2f4b-4c8e-9a3d-1e6b8c7f2a90")
 
 
@@ -181,6 +193,8 @@ def plan_followups(trigger: Trigger, rules: list[LoadedRule]) -> list[PlannedFol
         if loaded.funnel != trigger.funnel or rule.trigger != trigger.type:
             continue
         if rule.stage is not None and rule.stage != trigger.stage:
+            continue
+        if rule.source is not None and not _from_source(rule.source, trigger):
             continue
         planned.append(
             PlannedFollowUp(
