@@ -192,17 +192,23 @@ rm -f "$DIR/.env"
 cp "$DIR/.env.example" "$DIR/.env" && chmod 600 "$DIR/.env"
 PASSWORD=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 WRITE_KEY=wk_deploy_check_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+STAGE_TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+NOTIFIER_TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 sed -i -e "s|^POSTGRES_PASSWORD=.*|POSTGRES_PASSWORD=$PASSWORD|" \
-    -e "s|^INGEST_WRITE_KEYS=.*|INGEST_WRITE_KEYS='{\"website\": \"$WRITE_KEY\"}'|" "$DIR/.env"
+    -e "s|^INGEST_WRITE_KEYS=.*|INGEST_WRITE_KEYS='{\"website\": \"$WRITE_KEY\"}'|" \
+    -e "s|^STAGE_ENGINE_API_TOKENS=.*|STAGE_ENGINE_API_TOKENS=$STAGE_TOKEN|" \
+    -e "s|^NOTIFIER_API_TOKENS=.*|NOTIFIER_API_TOKENS=$NOTIFIER_TOKEN|" "$DIR/.env"
 echo "FUNNEL_IMAGE_TAG=$TAG" >>"$DIR/.env"
 grep -q "^POSTGRES_PASSWORD=$PASSWORD$" "$DIR/.env" || fail ".env.example has no POSTGRES_PASSWORD= line"
 grep -q "$WRITE_KEY" "$DIR/.env" || fail ".env.example has no INGEST_WRITE_KEYS= line"
+grep -q "^STAGE_ENGINE_API_TOKENS=$STAGE_TOKEN$" "$DIR/.env" || fail ".env.example has no STAGE_ENGINE_API_TOKENS= line"
+grep -q "^NOTIFIER_API_TOKENS=$NOTIFIER_TOKEN$" "$DIR/.env" || fail ".env.example has no NOTIFIER_API_TOKENS= line"
 INGEST=$(host_port "$(envfile_value INGEST_PUBLISH 8000)")
 STAGE=$(host_port "$(envfile_value STAGE_ENGINE_PUBLISH 127.0.0.1:8001)")
 NOTIFIER=$(host_port "$(envfile_value NOTIFIER_PUBLISH 127.0.0.1:8002)")
 MAILPIT=$(host_port "$(envfile_value MAILPIT_UI_PUBLISH 127.0.0.1:8025)")
 PARTITIONS=$(envfile_value KAFKA_PARTITIONS 6)
-ok ".env with a random POSTGRES_PASSWORD and write key, images tagged :$TAG; ports ingest $INGEST, stage engine $STAGE, notifier $NOTIFIER, Mailpit $MAILPIT"
+ok ".env with a random POSTGRES_PASSWORD, write key and API tokens, images tagged :$TAG; ports ingest $INGEST, stage engine $STAGE, notifier $NOTIFIER, Mailpit $MAILPIT"
 done_step
 
 # --- 3. images ------------------------------------------------------------------------------------
@@ -269,6 +275,34 @@ done_step
 
 step "/readyz of ingest, stage engine and notifier"
 ready "$INGEST" "$STAGE" "$NOTIFIER"
+done_step
+
+status_of() {  # url [curl options...]: the HTTP status code
+    local url=$1
+    shift
+    curl -sS -m 10 -o /dev/null -w '%{http_code}' "$@" "$url"
+}
+expect_status() {  # want what url [curl options...]
+    local want=$1 what=$2 got
+    shift 2
+    got=$(status_of "$@") || fail "$what: no answer"
+    [ "$got" = "$want" ] || fail "$what: HTTP $got, expected $want"
+    ok "$what: HTTP $got"
+}
+
+step "the read API, the pages and the admin API need their tokens"
+expect_status 401 "stage engine /v1/funnels without a token" "http://127.0.0.1:$STAGE/v1/funnels"
+expect_status 401 "stage engine /v1/funnels with a wrong token" "http://127.0.0.1:$STAGE/v1/funnels" \
+    -H "Authorization: Bearer $NOTIFIER_TOKEN"
+expect_status 200 "stage engine /v1/funnels with its token" "http://127.0.0.1:$STAGE/v1/funnels" \
+    -H "Authorization: Bearer $STAGE_TOKEN"
+expect_status 401 "funnel page without a token" "http://127.0.0.1:$STAGE/funnels/lifecycle"
+expect_status 200 "funnel page with the token as the Basic password" \
+    "http://127.0.0.1:$STAGE/funnels/lifecycle" -u "me:$STAGE_TOKEN"
+expect_status 401 "notifier /v1/followups without a token" "http://127.0.0.1:$NOTIFIER/v1/followups"
+expect_status 200 "notifier /v1/followups with its token" "http://127.0.0.1:$NOTIFIER/v1/followups" \
+    -H "Authorization: Bearer $NOTIFIER_TOKEN"
+expect_status 401 "stage engine /metrics without a token" "http://127.0.0.1:$STAGE/metrics"
 done_step
 
 # --- 5. the docs' batch ---------------------------------------------------------------------------
@@ -340,7 +374,7 @@ done_step
 # --- 6. three stage-engine replicas -----------------------------------------------------------------
 
 partitions_of() {  # port: the contact-events partitions a replica consumes, from its /metrics
-    curl -fsS -m 5 "http://127.0.0.1:$1/metrics" |
+    curl -fsS -m 5 -H "Authorization: Bearer $STAGE_TOKEN" "http://127.0.0.1:$1/metrics" |
         sed -n 's/^funnel_stage_engine_consumer_lag{partition="\([0-9]*\)"}.*/\1/p' | sort -n | tr '\n' ' '
 }
 shared_partitions() {  # ports...: each has some, none twice, all $PARTITIONS covered

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from funnel_devstack.processes import free_port, stop_process
@@ -66,8 +67,21 @@ def running_system(
     system_database: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningSystem]:
-    topic_env, database_url = system_topics, system_database
-    tmp_path = tmp_path_factory.mktemp("system")
+    yield from run_system(
+        kafka_env, system_topics, system_database, tmp_path_factory.mktemp("system")
+    )
+
+
+def run_system(
+    kafka_env: dict[str, str],
+    topic_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    *,
+    write_keys: dict[str, Any] | None = None,
+    **env: str,
+) -> Iterator[RunningSystem]:
+    """Start the three services (``env`` adds settings), yield them, stop them."""
     suffix = uuid.uuid4().hex[:12]
     base_env = {
         **kafka_env,
@@ -76,6 +90,7 @@ def running_system(
         "STAGE_ENGINE_APP_ID": f"e2e-stage-engine-{suffix}",
         "NOTIFIER_GROUP_ID": f"e2e-notifier-{suffix}",
         **token_env(),  # The read API, the pages and the admin API require a token.
+        **env,
     }
     specs = service_specs(
         base_env=base_env,
@@ -83,7 +98,7 @@ def running_system(
         stage_engine_port=free_port(),
         notifier_port=free_port(),
         data_dir=tmp_path,
-        write_keys={"e2e": WRITE_KEY},
+        write_keys=write_keys or {"e2e": WRITE_KEY},
     )
     logs = tmp_path / "logs"
     logs.mkdir()

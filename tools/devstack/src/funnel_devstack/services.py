@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ServiceSpec", "service_specs", "wait_until_ready"]
 
@@ -39,9 +40,11 @@ def service_specs(
     stage_engine_port: int,
     notifier_port: int,
     data_dir: Path,
-    write_keys: dict[str, str],
+    write_keys: dict[str, Any],
 ) -> list[ServiceSpec]:
     """The three services, each with its port and the shared connection settings.
+
+    ``write_keys`` maps each source to its key, or to ``{"key": ..., "kind": "server"}``.
 
     The dev stack serves on 127.0.0.1 without tokens (a token left in the shell
     does not apply), so the URLs and curl examples it prints work as printed;

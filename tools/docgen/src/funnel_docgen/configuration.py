@@ -36,12 +36,14 @@ COMPOSE_ONLY: dict[str, str] = {
     ),
     "STAGE_ENGINE_PUBLISH": (
         "Host address and port (or range) of the stage engine's read API and pages, which"
-        " show every contact's traits and e-mail and have no authentication: 127.0.0.1 only"
-        " unless you change it."
+        " show every contact's traits and e-mail (a token opens them, STAGE_ENGINE_API_TOKENS):"
+        " 127.0.0.1 only unless you change it; expose them through a TLS proxy"
+        " (deploy/README.md)."
     ),
     "NOTIFIER_PUBLISH": (
         "Host address and port (or range) of the notifier's admin API (list follow-ups,"
-        " retry dead ones), which has no authentication: 127.0.0.1 only unless you change it."
+        " retry dead ones; a token opens it, NOTIFIER_API_TOKENS): 127.0.0.1 only unless you"
+        " change it."
     ),
     "MAILPIT_UI_PUBLISH": (
         "Host address and port of Mailpit's web UI, which shows every mail sent: 127.0.0.1"
@@ -58,6 +60,9 @@ COMPOSE_ONLY: dict[str, str] = {
 SET_THESE: dict[str, str] = {
     "POSTGRES_PASSWORD": "change-me",
     "INGEST_WRITE_KEYS": '\'{"website": "wk_website_change_me"}\'',
+    # Too short on purpose: a service refuses it, so a placeholder is never left in use.
+    "STAGE_ENGINE_API_TOKENS": "change-me",
+    "NOTIFIER_API_TOKENS": "change-me",
 }
 
 
