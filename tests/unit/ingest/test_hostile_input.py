@@ -258,8 +258,7 @@ json_leaves = (
 )
 json_values = st.recursive(
     json_leaves,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(text, children, max_size=4),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=4),
     max_leaves=12,
 )
 objects = st.dictionaries(st.sampled_from(["a", "b", "c", "ü", "library"]), json_values, max_size=4)
