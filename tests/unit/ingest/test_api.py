@@ -116,15 +116,21 @@ def test_odd_write_keys_in_the_body_are_just_unknown(client: TestClient, key: st
     assert client.post("/v1/track", content=body).status_code == 401
 
 
-def test_emoji_and_nul_travel_unchanged_and_lone_surrogates_get_400(
+def test_emoji_travels_unchanged_nul_and_lone_surrogates_get_400(
     client: TestClient, publisher: FakePublisher
 ) -> None:
-    good = json.dumps({"userId": "zoë 🎉", "event": "a\u0000b", "properties": {"🎉": "✓"}})
+    good = json.dumps({"userId": "zoë 🎉", "event": "ab", "properties": {"🎉": "✓"}})
     response = client.post("/v1/track", content=good.encode(), auth=(WRITE_KEY, ""))
     assert response.status_code == 200, response.text
     [(_, key, value, _)] = publisher.sent
     event = ContactEvent.model_validate_json(value)
-    assert (key, event.event, event.properties) == ("zoë 🎉", "a\0b", {"🎉": "✓"})
+    assert (key, event.event, event.properties) == ("zoë 🎉", "ab", {"🎉": "✓"})
+    nul = json.dumps({"userId": "zoë 🎉", "event": "a\u0000b"})
+    refused_nul = client.post("/v1/track", content=nul.encode(), auth=(WRITE_KEY, ""))
+    assert refused_nul.status_code == 400
+    assert refused_nul.json()["errors"] == [
+        "event: holds U+0000 (the NUL character), which no string may hold"
+    ]
 
     lone = '{"userId": "u", "event": "\\ud83d"}'  # Half an emoji, escaped: valid JSON, bad text.
     refused = client.post("/v1/track", content=lone, auth=(WRITE_KEY, ""))

@@ -11,7 +11,12 @@ from prometheus_client.metrics import MetricWrapperBase
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["IngestMetrics", "RequestMetricsMiddleware"]
+__all__ = ["KNOWN_METHODS", "OTHER", "IngestMetrics", "RequestMetricsMiddleware"]
+
+# Label values come only from these sets, never from the request: a client sending made-up
+# methods or paths must not create new time series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
 
 
 @dataclass
@@ -79,7 +84,8 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route = _route_template(scope)
-            self.metrics.labelled(self.metrics.requests, route, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER
+            self.metrics.labelled(self.metrics.requests, route, method, str(status)).inc()
 
 
 def _route_template(scope: Scope) -> str:
@@ -89,11 +95,11 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     methods = getattr(route, "methods", None)
     if route is not None and methods is not None:
-        return str(route.path) if scope["method"] in methods else "unmatched"
+        return str(route.path) if scope["method"] in methods else OTHER
     app = scope.get("app")
     router = getattr(app, "router", None)
     for route in getattr(router, "routes", []):
         match, _ = route.matches(scope)
         if match == Match.FULL:
             return str(route.path)
-    return "unmatched"
+    return OTHER

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from funnel_shared.events import ContactEvent, SegmentMessageBase, SourceKind
 from funnel_shared.ids import is_blocked_id
@@ -20,12 +20,18 @@ def normalize(
     client_ip: str | None,
     source_kind: SourceKind = "browser",
     new_message_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    future_tolerance: timedelta = timedelta(minutes=5),
 ) -> ContactEvent:
     """Fill in what the sender may leave out.
 
     When ``sentAt`` is present the client's clock offset is
     ``sentAt - receivedAt``; the event time is the client's timestamp minus
     that offset, i.e. ``receivedAt - (sentAt - timestamp)``.
+
+    An event time (after that correction) more than ``future_tolerance`` past
+    ``receivedAt`` is not believed: it becomes ``receivedAt``, and the client's
+    own time stays in ``originalTimestamp``. Times in the past are kept: imports
+    of history are legitimate.
 
     Raises ``pydantic.ValidationError`` when an extra field the sender made up
     collides with a ContactEvent field of another type (e.g. ``event: 5`` on an
@@ -38,6 +44,8 @@ def normalize(
         event_time = received_at - (message.sent_at - client_time)
     else:
         event_time = client_time
+    if event_time - received_at > future_tolerance:
+        event_time = received_at
 
     context = dict(message.context)
     if client_ip is not None and "ip" not in context:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from datetime import timedelta
 from typing import Annotated, Any
 
 from funnel_shared.events import SourceKind
@@ -17,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from funnel_ingest.limits import MessageLimits
 
 __all__ = ["IngestSettings", "WriteKey"]
 
@@ -91,6 +94,38 @@ class IngestSettings(BaseSettings):
         ge=1,
         description="Most messages in one batch (Segment: 2,500); beyond it, 413.",
     )
+    max_batch_merged_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1,
+        description=(
+            "Largest total of a batch's messages once the batch-level context and integrations"
+            " are merged into each (measured without building them); beyond it, 413."
+        ),
+    )
+    max_id_chars: int = Field(
+        default=255,
+        ge=1,
+        description=(
+            "Longest userId, anonymousId, messageId, groupId or previousId, in characters;"
+            " beyond it (or with a control character), 400 naming the field."
+        ),
+    )
+    future_tolerance_s: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "How far past receivedAt an event time (after clock-skew correction) is believed;"
+            " a later one becomes receivedAt, the client's own time kept in originalTimestamp."
+        ),
+    )
+    thread_parse_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description=(
+            "Bodies at least this large are parsed and validated in a worker thread, so that"
+            " the event loop keeps answering other requests meanwhile."
+        ),
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"],
         description="Origins allowed to post from a browser: '*' or a comma-separated list.",
@@ -131,6 +166,13 @@ class IngestSettings(BaseSettings):
 
         parse(value)  # Raises ValueError with a readable message.
         return value
+
+    @property
+    def message_limits(self) -> MessageLimits:
+        return MessageLimits(
+            max_id_chars=self.max_id_chars,
+            future_tolerance=timedelta(seconds=self.future_tolerance_s),
+        )
 
     def source_for_key(self, write_key: str) -> str | None:
         """The source a write key belongs to. Compared in constant time, every key."""

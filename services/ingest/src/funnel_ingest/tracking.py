@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from funnel_shared.events import ContactEvent
 from funnel_shared.ids import is_blocked_id
@@ -22,11 +25,32 @@ from funnel_ingest.openapi import MESSAGE_MODELS, error_responses, request_body
 from funnel_ingest.produce import publish_all
 from funnel_ingest.proxies import client_ip
 from funnel_ingest.services import IngestServices, services_of
+from funnel_ingest.settings import IngestSettings
 from funnel_ingest.validation import Enrichment, Invalid, check_message, original_text
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
+_T = TypeVar("_T")
+
+
+@dataclass
+class _CheckedBatch:
+    """A batch's records in order, what its client is told, and why items were refused."""
+
+    records: list[tuple[str, OutboundRecord]] = field(default_factory=list)
+    rejected: list[RejectedMessage] = field(default_factory=list)
+    events: list[ContactEvent] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+class _Oversized(Exception):
+    """Batch items over the per-message limit (their indexes): the whole batch gets 413."""
+
+    def __init__(self, indexes: list[str]) -> None:
+        super().__init__(indexes)
+        self.indexes = indexes
+
 
 # analytics.js posts each call to the first letter of its type, and batches to /b.
 SHORT_PATHS = {
@@ -39,8 +63,8 @@ SHORT_PATHS = {
 }
 
 
-async def _read_json(request: Request, services: IngestServices) -> tuple[Any, str]:
-    """The body as JSON and the source its write key belongs to."""
+async def _read_json(request: Request, services: IngestServices) -> tuple[Any, str, int]:
+    """The body as JSON, the source its write key belongs to, and the body's size."""
     settings = services.settings
     authorization = request.headers.get("authorization")
     source = None
@@ -53,17 +77,26 @@ async def _read_json(request: Request, services: IngestServices) -> tuple[Any, s
         content_length=request.headers.get("content-length"),
         limit=settings.max_request_bytes,
     )
-    data = inflate(
-        raw,
-        content_encoding=request.headers.get("content-encoding"),
-        limit=settings.max_request_bytes,
-    )
-    body = decode_json(data)
+    content_encoding = request.headers.get("content-encoding")
+
+    def parse() -> Any:
+        data = inflate(raw, content_encoding=content_encoding, limit=settings.max_request_bytes)
+        return decode_json(data)
+
+    body = await off_the_loop(len(raw), parse, settings=settings)
     if source is None:
         source = authenticate(settings, authorization=authorization, body=body)
     if services.limiter is not None:
         services.limiter.check(source)
-    return body, source
+    return body, source, len(raw)
+
+
+async def off_the_loop(size: int, work: Callable[[], _T], *, settings: IngestSettings) -> _T:
+    """``work()``, in a worker thread when the body is large (``thread_parse_bytes``), so that
+    parsing and validating it never holds up the event loop's other requests."""
+    if size < settings.thread_parse_bytes:
+        return work()
+    return await anyio.to_thread.run_sync(work)
 
 
 def _enrichment(request: Request, services: IngestServices, source: str) -> Enrichment:
@@ -93,13 +126,18 @@ def _event_record(event: ContactEvent, source: str) -> OutboundRecord:
 
 
 async def accept_single(message_type: str, request: Request, services: IngestServices) -> Accepted:
-    body, source = await _read_json(request, services)
+    body, source, size = await _read_json(request, services)
     enrichment = _enrichment(request, services, source)
-    outcome = check_message(
-        body,
-        message_type=message_type,
-        max_bytes=services.settings.max_message_bytes,
-        enrichment=enrichment,
+    outcome = await off_the_loop(
+        size,
+        lambda: check_message(
+            body,
+            message_type=message_type,
+            max_bytes=services.settings.max_message_bytes,
+            enrichment=enrichment,
+            limits=services.settings.message_limits,
+        ),
+        settings=services.settings,
     )
     if isinstance(outcome, Invalid):
         services.metrics.labelled(services.metrics.rejected, outcome.reason).inc()
@@ -120,38 +158,61 @@ async def accept_single(message_type: str, request: Request, services: IngestSer
 
 async def accept_batch(request: Request, services: IngestServices) -> BatchAccepted:
     settings = services.settings
-    body, source = await _read_json(request, services)
-    items = unpack_batch(body, max_messages=settings.max_batch_messages)
-    originals: list[Any] = body["batch"]
+    body, source, size = await _read_json(request, services)
     enrichment = _enrichment(request, services, source)
-    outcomes = [
-        check_message(item, max_bytes=settings.max_message_bytes, enrichment=enrichment)
-        for item in items
-    ]
-    oversized = [
-        index
-        for index, outcome in enumerate(outcomes)
-        if isinstance(outcome, Invalid) and outcome.reason == "too_large"
-    ]
-    if oversized:
-        services.metrics.labelled(services.metrics.rejected, "too_large").inc(len(oversized))
-        raise too_large(
-            f"messages at index {', '.join(map(str, oversized[:20]))} are over the"
-            f" {settings.max_message_bytes} byte limit per message; nothing was accepted"
+
+    origin = f"{request.url.path} ({source})"
+
+    def check_all() -> _CheckedBatch:
+        items = unpack_batch(
+            body,
+            max_messages=settings.max_batch_messages,
+            max_merged_bytes=settings.max_batch_merged_bytes,
         )
-    records: list[tuple[str, OutboundRecord]] = []
-    rejected: list[RejectedMessage] = []
-    events: list[ContactEvent] = []
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, Invalid):
-            answer, dead_letter = _dead_letter(
-                index, originals[index], outcome, origin=f"{request.url.path} ({source})"
+        # Sizes first, for every item: an oversized one refuses the whole batch (413)
+        # before any item is validated.
+        oversized = [
+            str(index)
+            for index, measured in enumerate(items.measured)
+            if measured is not None
+            and measured.size is not None
+            and measured.size > settings.max_message_bytes
+        ]
+        if oversized:
+            raise _Oversized(oversized)
+        limits = settings.message_limits
+        checked = _CheckedBatch()
+        for index, (item, measured) in enumerate(zip(items, items.measured, strict=True)):
+            outcome = check_message(
+                item,
+                max_bytes=settings.max_message_bytes,
+                enrichment=enrichment,
+                limits=limits,
+                measured=measured,
             )
-            rejected.append(answer)
-            records.append((services.topics.rejected, dead_letter))
-        else:
-            events.append(outcome.event)
-            records.append((services.topics.contact_events, _event_record(outcome.event, source)))
+            if isinstance(outcome, Invalid):
+                answer, dead_letter = _dead_letter(
+                    index, body["batch"][index], outcome, origin=origin
+                )
+                checked.reasons[outcome.reason] += 1
+                checked.rejected.append(answer)
+                checked.records.append((services.topics.rejected, dead_letter))
+            else:
+                checked.events.append(outcome.event)
+                checked.records.append(
+                    (services.topics.contact_events, _event_record(outcome.event, source))
+                )
+        return checked
+
+    try:
+        checked = await off_the_loop(size, check_all, settings=settings)
+    except _Oversized as exc:
+        services.metrics.labelled(services.metrics.rejected, "too_large").inc(len(exc.indexes))
+        raise too_large(
+            f"messages at index {', '.join(exc.indexes[:20])} are over the"
+            f" {settings.max_message_bytes} byte limit per message; nothing was accepted"
+        ) from None
+    records, rejected, events = checked.records, checked.rejected, checked.events
     await publish_all(
         services.producer,
         records,
@@ -162,8 +223,7 @@ async def accept_batch(request: Request, services: IngestServices) -> BatchAccep
     metrics = services.metrics
     for kind, count in Counter(event.type for event in events).items():
         metrics.labelled(metrics.accepted, kind).inc(count)
-    reasons = Counter(outcome.reason for outcome in outcomes if isinstance(outcome, Invalid))
-    for reason, count in reasons.items():
+    for reason, count in checked.reasons.items():
         metrics.labelled(metrics.rejected, reason).inc(count)
     return BatchAccepted(accepted=len(events), rejected=rejected)
 

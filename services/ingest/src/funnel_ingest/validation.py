@@ -16,12 +16,14 @@ from funnel_shared.ids import is_blocked_id
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from funnel_ingest.limits import MessageLimits, find_nul, id_problems, json_size
 from funnel_ingest.normalize import normalize
 
 __all__ = [
     "MESSAGE_TYPES",
     "Enrichment",
     "Invalid",
+    "Measured",
     "Valid",
     "check_message",
     "encoded_size",
@@ -32,6 +34,7 @@ MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 # Segment accepts numeric ids and stores them as strings.
 _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 _OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
+DEFAULT_LIMITS = MessageLimits()
 _message_adapter: TypeAdapter[Any] = TypeAdapter(SegmentMessage)
 # What json.dumps(value, ensure_ascii=False, separators=(",", ":")) uses, built once:
 # json.dumps builds a new encoder on every call that passes options.
@@ -60,12 +63,27 @@ class Invalid:
     errors: list[str]
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A batch item already measured and searched for U+0000 by the batch (``batch.py``),
+    which knows its size without encoding the merged copy."""
+
+    size: int | None  # None: lone surrogates, not valid Unicode.
+    nul_at: str | None  # Path of a string holding U+0000.
+
+
 def encoded_size(value: Any) -> int | None:
     """Bytes of ``value`` as compact UTF-8 JSON; None if it cannot be encoded (lone surrogates)."""
+    return json_size(value)
+
+
+def _measure(value: Any) -> Measured:
+    text = _compact_json.encode(value)
     try:
-        return len(_compact_json.encode(value).encode("utf-8"))
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        return None
+        return Measured(size=None, nul_at=None)
+    return Measured(size=size, nul_at=find_nul(value, encoded=text))
 
 
 def original_text(value: Any) -> str:
@@ -79,16 +97,30 @@ def original_text(value: Any) -> str:
 
 
 def check_message(
-    raw: Any, *, message_type: str | None = None, max_bytes: int, enrichment: Enrichment
+    raw: Any,
+    *,
+    message_type: str | None = None,
+    max_bytes: int,
+    enrichment: Enrichment,
+    limits: MessageLimits = DEFAULT_LIMITS,
+    measured: Measured | None = None,
 ) -> Valid | Invalid:
-    """Validate and enrich one message. ``message_type`` is set by the single-message routes."""
+    """Validate and enrich one message. ``message_type`` is set by the single-message routes;
+    ``measured`` by batches, which measure their merged items without encoding them."""
     if not isinstance(raw, dict):
         return Invalid("not_an_object", ["the message must be a JSON object"])
-    size = encoded_size(raw)
+    if measured is None:
+        measured = _measure(raw)
+    size = measured.size
     if size is None:
         return Invalid("invalid_unicode", ["the message holds a lone surrogate, not valid Unicode"])
     if size > max_bytes:
         return Invalid("too_large", [f"the message is {size} bytes, over the {max_bytes} limit"])
+    if measured.nul_at is not None:
+        return Invalid(
+            "nul_character",
+            [f"{measured.nul_at}: holds U+0000 (the NUL character), which no string may hold"],
+        )
     # A null object is an absent one, as SDKs that serialize empty fields send them.
     body = {
         key: value
@@ -98,6 +130,9 @@ def check_message(
     for name in _ID_FIELDS:
         if isinstance(body.get(name), int | float) and not isinstance(body[name], bool):
             body[name] = _number_text(body[name])
+    problems = id_problems(body, max_chars=limits.max_id_chars)
+    if problems:
+        return Invalid("invalid_id", problems)
     if message_type is not None:
         body["type"] = message_type
     elif body.get("type") not in MESSAGE_TYPES:
@@ -115,6 +150,7 @@ def check_message(
             source=enrichment.source,
             source_kind=enrichment.source_kind,
             client_ip=enrichment.client_ip,
+            future_tolerance=limits.future_tolerance,
             **extra,
         )
     except ValidationError as exc:

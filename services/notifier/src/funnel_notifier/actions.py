@@ -25,6 +25,7 @@ from funnel_notifier.domain.rules import (
     LoadedRule,
     RuleFileError,
     WebhookAction,
+    webhook_url_problem,
 )
 from funnel_notifier.domain.signing import decode_secret
 
@@ -76,8 +77,13 @@ def resolve_rules(
 def _missing(action: object, env: Mapping[str, str]) -> str | None:
     if not isinstance(action, WebhookAction):
         return None
-    if action.url_env is not None and not env.get(action.url_env):
-        return f"the environment variable {action.url_env} (the webhook URL) is not set"
+    if action.url_env is not None:
+        url = env.get(action.url_env)
+        if not url:
+            return f"the environment variable {action.url_env} (the webhook URL) is not set"
+        problem = webhook_url_problem(url, hosts=action.allowed_hosts)
+        if problem is not None:
+            return f"{action.url_env}: {problem}"
     secret = env.get(action.secret_env)
     if not secret:
         return f"the environment variable {action.secret_env} (the webhook secret) is not set"
@@ -98,6 +104,7 @@ def _channel(
             url=url,
             key=decode_secret(env[action.secret_env]),
             headers=dict(action.headers),
+            allowed_hosts=action.allowed_hosts,
             retry_after_cap_s=resources.retry_after_cap_s,
         )
     if isinstance(action, EmailAction) and resources.smtp is not None:

@@ -15,16 +15,49 @@ from typing import Any
 
 import aiosmtplib
 import jinja2
+from email_validator import EmailNotValidError, validate_email
 
 from funnel_notifier.channels import Delivery, Outcome
 
-__all__ = ["EmailChannel", "Renderer", "SmtpConfig", "TemplateProblem"]
+__all__ = [
+    "INVALID_RECIPIENT",
+    "EmailChannel",
+    "Renderer",
+    "SmtpConfig",
+    "TemplateProblem",
+    "one_recipient",
+]
 
 PARTS = ("subject", "txt", "html")
 
 
+# The start of the error of a follow-up whose rendered recipient is not one valid address.
+INVALID_RECIPIENT = "invalid recipient"
+
+
 class TemplateProblem(ValueError):
-    """A template is missing, does not parse, or needs a variable the context lacks."""
+    """A template is missing, does not parse, or needs a variable the context lacks; or what
+    it rendered cannot be sent (not one valid recipient, a line break in a header). No retry
+    can fix any of these: the follow-up fails for good."""
+
+
+def one_recipient(rendered: str) -> str:
+    """``rendered`` as exactly one valid address, else ``TemplateProblem``.
+
+    Parsed by ``email-validator``: no lists ("a@x, b@y"), no display names, no line breaks,
+    a domain with a dot (no special-use names such as ``.test`` or ``localhost``). The
+    address comes from event data (``{{ traits.email }}``), which any client can set.
+    """
+    try:
+        parsed = validate_email(rendered, check_deliverability=False, allow_display_name=False)
+    except EmailNotValidError as exc:
+        raise TemplateProblem(f"{INVALID_RECIPIENT} {_shown(rendered)}: {exc}") from None
+    return parsed.normalized
+
+
+def _shown(value: str) -> str:
+    """A client's value in an error message: quoted, escaped, at most 200 characters."""
+    return repr(value[:200]) + ("..." if len(value) > 200 else "")
 
 
 class Renderer:
@@ -111,14 +144,15 @@ class EmailChannel:
     def build(self, delivery: Delivery) -> EmailMessage:
         """The message; raises ``TemplateProblem`` for a missing variable."""
         context = template_context(delivery)
-        recipient = self._renderer.render_string(self._to, context, what="recipient")
-        if "@" not in recipient:
-            raise TemplateProblem(f"recipient {self._to!r} rendered as {recipient!r}")
+        recipient = one_recipient(self._renderer.render_string(self._to, context, what="recipient"))
         parts = self._renderer.render(self._template, context)
         message = EmailMessage()
-        message["From"] = self._sender
-        message["To"] = recipient
-        message["Subject"] = parts["subject"].strip()
+        try:
+            message["From"] = self._sender
+            message["To"] = recipient
+            message["Subject"] = parts["subject"].strip()
+        except ValueError as exc:  # A CR or LF from event data: it cannot go into a header.
+            raise TemplateProblem(f"a header cannot hold the rendered value: {exc}") from None
         message["Date"] = formatdate(localtime=False)
         # The same Message-ID on every try lets mail systems drop a duplicate.
         message["Message-ID"] = f"<{delivery.followup_id}@{self._smtp.message_id_domain}>"

@@ -11,6 +11,7 @@ import aiohttp
 
 from funnel_notifier.channels import Delivery, Outcome
 from funnel_notifier.domain.backoff import is_final_status, parse_retry_after
+from funnel_notifier.domain.rules import webhook_url_problem
 from funnel_notifier.domain.signing import signature_headers
 
 __all__ = ["RECORD_KEYS", "WebhookChannel", "webhook_body"]
@@ -50,16 +51,22 @@ class WebhookChannel:
         key: bytes,
         headers: dict[str, str],
         retry_after_cap_s: float,
+        allowed_hosts: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._url = url
+        self._allowed_hosts = allowed_hosts
         self._key = key
         self._headers = headers
         self._retry_after_cap_s = retry_after_cap_s
         self._clock = clock
 
     async def deliver(self, delivery: Delivery, *, timeout_s: float) -> Outcome:
+        # Checked again here, where it is used: only http(s), only the rule's hosts.
+        problem = webhook_url_problem(self._url, hosts=self._allowed_hosts)
+        if problem is not None:
+            return Outcome(ok=False, final=True, error=problem)
         body = webhook_body(delivery)
         headers = {
             **self._headers,

@@ -17,6 +17,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from funnel_shared.definition_files import DefinitionFileError, definition_files, parse_definition
 from funnel_shared.durations import Duration
@@ -36,6 +37,7 @@ __all__ = [
     "builtin_rules_dir",
     "load_rules",
     "parse_rule_file",
+    "webhook_url_problem",
 ]
 
 _NAME = r"^[a-z0-9][a-z0-9_-]*$"
@@ -47,19 +49,61 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+def webhook_url_problem(url: str, *, hosts: frozenset[str]) -> str | None:
+    """Why ``url`` may not be a webhook's target, or None.
+
+    Only ``http`` and ``https``, with a host, no credentials and no blanks; and when
+    ``hosts`` is not empty, only to one of those hosts (compared lower-case). Webhook URLs
+    come from rule files and the environment variables they name, never from event data.
+    """
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "the webhook URL holds blanks or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number.
+    except ValueError as exc:
+        return f"the webhook URL does not parse: {exc}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"the webhook URL's scheme is {parts.scheme or 'missing'}: only http and https"
+    if not parts.hostname:
+        return "the webhook URL has no host"
+    if parts.username is not None or parts.password is not None:
+        return "the webhook URL holds credentials: put them in headers instead"
+    if hosts and parts.hostname.lower() not in hosts:
+        return f"the webhook URL's host {parts.hostname} is not one of hosts: {sorted(hosts)}"
+    return None
+
+
 class WebhookAction(_Strict):
     """POST the trigger, signed per Standard Webhooks, to a URL."""
 
     type: Literal["webhook"]
     url: str | None = Field(default=None, pattern=r"^https?://")
     url_env: str | None = Field(default=None, pattern=_ENV, description="Read the URL from env.")
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="The only hosts the URL may name (checked for url_env URLs at start-up).",
+    )
     secret_env: str = Field(pattern=_ENV, description="Env var holding a whsec_ secret.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """The hosts this rule may post to: its ``hosts``, else the host of its ``url``."""
+        if self.hosts:
+            return frozenset(host.lower() for host in self.hosts)
+        if self.url is not None:
+            return frozenset({(urlsplit(self.url).hostname or "").lower()})
+        return frozenset()
 
     @model_validator(mode="after")
     def _one_url(self) -> WebhookAction:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url and url_env")
+        if self.url is not None:
+            problem = webhook_url_problem(self.url, hosts=self.allowed_hosts)
+            if problem is not None:
+                raise ValueError(problem)
         reserved = {name.lower() for name in self.headers} & {
             "webhook-id",
             "webhook-timestamp",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.read.api_models import (
@@ -22,7 +22,18 @@ from funnel_stage_engine.read.api_models import (
 from funnel_stage_engine.read.reads import contact_rows, stage_counts
 from funnel_stage_engine.read.report import FunnelReport, build_report
 
-__all__ = ["Pool", "api_router", "funnel_report", "get_funnel", "read_pool"]
+__all__ = [
+    "MAX_CONTACT_ID_CHARS",
+    "Pool",
+    "api_router",
+    "checked_range",
+    "funnel_report",
+    "get_funnel",
+    "read_pool",
+]
+
+# Ingest refuses longer ids (255 characters by default); this only keeps a query bounded.
+MAX_CONTACT_ID_CHARS = 1024
 
 api_router = APIRouter(prefix="/v1")
 
@@ -45,10 +56,42 @@ Pool = Annotated[asyncpg.Pool, Depends(read_pool)]
 FunnelDep = Annotated[Funnel, Depends(get_funnel)]
 Since = Annotated[datetime | None, Query(description="Range start (inclusive), ISO 8601.")]
 Until = Annotated[datetime | None, Query(description="Range end (exclusive), ISO 8601.")]
+ContactId = Annotated[
+    str,
+    Path(
+        max_length=MAX_CONTACT_ID_CHARS,
+        # No control characters: PostgreSQL refuses U+0000 in text outright.
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The contact's id (a userId or anonymousId).",
+    ),
+]
+
+
+def checked_range(
+    since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` in UTC (a time without a zone is UTC); 422 for a time that is
+    out of range once in UTC (e.g. 9999-12-31T23:00-05:00) or a ``since`` after ``until``."""
+    start, end = _in_utc("since", since), _in_utc("until", until)
+    if start is not None and end is not None and start > end:
+        raise HTTPException(422, f"since ({start.isoformat()}) is after until ({end.isoformat()})")
+    return start, end
+
+
+def _in_utc(name: str, moment: datetime | None) -> datetime | None:
+    aware = _aware(moment)
+    if aware is None:
+        return None
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(
+            422, f"{name}: {moment} is out of range (years 1 to 9999, in UTC)"
+        ) from None
 
 
 @api_router.get("/contacts/{contact_id}")
-async def get_contact(contact_id: str, pool: Pool, request: Request) -> ContactView:
+async def get_contact(contact_id: ContactId, pool: Pool, request: Request) -> ContactView:
     """Per funnel: current and furthest stage, and every change with its rule and cause."""
     rows = await contact_rows(pool, contact_id)
     if not any(rows.values()):
@@ -72,7 +115,8 @@ async def show_report(
     funnel: FunnelDep, pool: Pool, since: Since = None, until: Until = None
 ) -> ReportView:
     """Per stage: reached, current, step conversion, time to convert, stalled, blocked."""
-    report = await funnel_report(pool, funnel, since=since, until=until)
+    start, end = checked_range(since, until)
+    report = await funnel_report(pool, funnel, since=start, until=end)
     return report_view(funnel, report, since=_aware(since), until=_aware(until))
 
 

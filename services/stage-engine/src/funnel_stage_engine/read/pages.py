@@ -42,7 +42,12 @@ Day = Annotated[date | None, BeforeValidator(_blank_is_none), Query()]
 def day_range(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
     """Form dates as a time range: from the start of ``since`` to the end of ``until`` (UTC)."""
     start = None if since is None else datetime.combine(since, time(), UTC)
-    end = None if until is None else datetime.combine(until + timedelta(days=1), time(), UTC)
+    # The last day there is (9999-12-31) has no day after it: no upper bound.
+    end = (
+        None
+        if until is None or until == date.max
+        else datetime.combine(until + timedelta(days=1), time(), UTC)
+    )
     return start, end
 
 
