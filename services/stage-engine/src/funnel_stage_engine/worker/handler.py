@@ -73,8 +73,8 @@ from funnel_stage_engine.domain.limits import DEFAULT_LIMITS, StateLimits
 from funnel_stage_engine.domain.stalls import next_deadline
 from funnel_stage_engine.domain.state import ContactState
 from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.record_sizes import fit_dead_letter, record_size, state_size
 from funnel_stage_engine.worker.batch import Batch, Inbound, StateStore, Tally
-from funnel_stage_engine.worker.record_sizes import fit_dead_letter, record_size, state_size
 
 __all__ = [
     "SOURCE",

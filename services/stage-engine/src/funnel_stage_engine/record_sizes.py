@@ -1,4 +1,4 @@
-"""What the producer can carry: record sizes measured as aiokafka measures them.
+"""What the producer can carry: record sizes as aiokafka measures them (worker, projection).
 
 aiokafka's producer refuses, in ``send()``, a record whose estimated size
 (``DefaultRecordBatchBuilder.estimate_size_in_bytes``: key, value, headers and
