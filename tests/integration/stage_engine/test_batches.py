@@ -63,6 +63,10 @@ async def test_a_batch_whose_publish_fails_stores_no_state_though_part_of_it_was
     app = await _started_app(kafka_settings, topics, tmp_path, _oversized(poison))
     states = DictStates()
     app.handler.states = states
+    # The handler dead-letters a record over its own size limit before publishing; set that
+    # limit above the producer's, so the publish itself fails after another output was acked
+    # (any send failure: the broker refusing a size, a timeout, an outage).
+    app.handler.max_record_bytes = 10_000_000
     records = [
         Inbound(key=e.contact_key.encode(), value=e.model_dump_json().encode())
         for e in (first, poison)

@@ -13,6 +13,7 @@ from funnel_shared.settings import KafkaSettings, TopicSettings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.access import AUTH_HEADERS
 from tests.support.journey_set import journey_set
 from tests.support.projection_helpers import projected, read_web_app
 
@@ -34,7 +35,9 @@ async def client(
         topic=module_topics.stage_changed,
     ) as projection:
         transport = httpx.ASGITransport(app=read_web_app(projection), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as test_client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=AUTH_HEADERS
+        ) as test_client:
             yield test_client
 
 
