@@ -19,8 +19,8 @@ from funnel_shared.kafka import (
     consumer_kwargs,
     encode_model,
     producer_kwargs,
-    publish,
 )
+from funnel_shared.publishing import publish
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from pydantic import SecretStr
 

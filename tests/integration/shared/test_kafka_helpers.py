@@ -13,9 +13,9 @@ from funnel_shared.kafka import (
     AiokafkaPublisher,
     ensure_topics,
     producer_kwargs,
-    publish,
     rejected_record,
 )
+from funnel_shared.publishing import publish
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.support.kafka_reader import read_records

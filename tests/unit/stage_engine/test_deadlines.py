@@ -11,8 +11,14 @@ PARTITIONS = 6
 
 
 def _busy_index() -> DeadlineIndex:
-    # Never idle within a test: time advances only with the events read.
-    return DeadlineIndex(partitions=PARTITIONS, idle_after_s=3600, lateness_s=0)
+    # Never idle within a test: time advances only with the events read (a wall clock a year
+    # ahead of them never holds them back).
+    return DeadlineIndex(
+        partitions=PARTITIONS,
+        idle_after_s=3600,
+        lateness_s=0,
+        wall_clock=lambda: T0 + timedelta(days=365),
+    )
 
 
 def test_a_busy_partition_ticks_a_contact_once_its_events_pass_the_deadline() -> None:

@@ -8,6 +8,8 @@ from funnel_shared.auth import TOKENS_HELP, TokenList
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from funnel_stage_engine.domain.limits import StateLimits
+
 __all__ = ["StageEngineSettings"]
 
 STORES = ("memory://", "rocksdb://")
@@ -94,6 +96,79 @@ class StageEngineSettings(BaseSettings):
         ge=0,
         description="How far behind the wall clock an idle partition's event time stays.",
     )
+
+    stall_clock_tolerance_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How far past the wall clock an event's time may move a partition's stall clock."
+            " An event dated later (a client's clock, or a hostile timestamp) moves it only"
+            " this far: stalls fire from real time."
+        ),
+    )
+
+    max_traits: int = Field(
+        default=200,
+        ge=1,
+        description=(
+            "Most traits one contact keeps. An event that would give a contact more is"
+            " dead-lettered (state_limit); the contact keeps its last good state."
+        ),
+    )
+    max_traits_bytes: int = Field(
+        default=32_768,
+        ge=1024,
+        description=(
+            "Most bytes one contact's traits take as JSON. An event that would take a"
+            " contact past it is dead-lettered (state_limit); the contact keeps its last"
+            " good state."
+        ),
+    )
+    dedupe_window: int = Field(
+        default=200,
+        ge=1,
+        description=(
+            "How many recent messageIds (and merge ids) a contact remembers: a duplicate"
+            " within them changes nothing. The newest are kept."
+        ),
+    )
+    dedupe_window_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description=(
+            "Most bytes the remembered messageIds of one contact take; the newest that fit"
+            " (and at most dedupe_window of them) are kept."
+        ),
+    )
+    max_id_chars: int = Field(
+        default=255,
+        ge=36,
+        description=(
+            "Longest messageId, userId, anonymousId or previousId the engine accepts (as"
+            " ingest); an event with a longer one is dead-lettered (id_too_long)."
+        ),
+    )
+    max_record_bytes: int = Field(
+        default=1_000_000,
+        ge=65_536,
+        description=(
+            "Largest record the worker sends (a stage change, a command, a contact's state"
+            " in the table's changelog), measured as the producer does. An event that would"
+            " produce a larger one is dead-lettered (too_large) instead of failing the"
+            " producer. Keep it at most faust's producer_max_request_size (1,000,000) and"
+            " the broker's message.max.bytes (about 1 MB on Apache Kafka)."
+        ),
+    )
+
+    def state_limits(self) -> StateLimits:
+        """The per-contact bounds, for the domain."""
+        return StateLimits(
+            max_traits=self.max_traits,
+            max_traits_bytes=self.max_traits_bytes,
+            dedupe_window=self.dedupe_window,
+            dedupe_window_bytes=self.dedupe_window_bytes,
+            max_id_chars=self.max_id_chars,
+        )
 
     @field_validator("store")
     @classmethod

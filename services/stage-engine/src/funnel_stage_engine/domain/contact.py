@@ -18,6 +18,10 @@ the worker's handler does, in the order that keeps a crash safe.
 - A transfer merges the anonymous state into the owner's (``identity.merge``).
 - A tick fires the contact's due stalls (``stalls.advance``).
 
+What a contact may keep is bounded (``limits.py``): an event with an id longer
+than allowed, or whose traits would take the contact past its bounds, is
+refused (the worker dead-letters it) and the contact keeps its last good state.
+
 Pure: no I/O and no clock; ``processed_at`` comes in as an argument.
 """
 
@@ -40,6 +44,12 @@ from funnel_stage_engine.domain.identity import (
     link_verdict,
     links_to_request,
     merge,
+)
+from funnel_stage_engine.domain.limits import (
+    StateLimits,
+    id_too_long,
+    recent_ids,
+    traits_over_limit,
 )
 from funnel_stage_engine.domain.stalls import advance
 
@@ -120,21 +130,35 @@ def decide(
     processed_at: datetime,
     evaluate: Evaluate = engine.evaluate,
     dedupe_window: int = engine.DEFAULT_DEDUPE_WINDOW,
+    limits: StateLimits | None = None,
 ) -> Decision:
     """Decide ``message`` against its subject's ``state``. Does not mutate ``state``.
 
-    ``dedupe_window`` bounds the recent ids a merge keeps (events use
-    ``evaluate``'s own default).
+    ``limits`` bound what the contact keeps (without them: the defaults, with
+    ``dedupe_window`` as the number of recent ids kept).
     """
+    if limits is None:
+        limits = StateLimits(dedupe_window=dedupe_window)
     contact_id = subject(message)
     if isinstance(message, ContactEvent):
+        too_long = id_too_long(
+            {
+                "messageId": message.message_id,
+                "userId": message.user_id,
+                "anonymousId": message.anonymous_id,
+                "previousId": message.previous_id,
+            },
+            limits,
+        )
+        if too_long is not None:
+            return Decision(outcome="rejected", refused=Refusal("id_too_long", too_long))
         if state.merged_into is not None and usable_id(message.user_id) is None:
             # This anonymous contact was merged: the event counts for its owner.
             forward = Forward(user_id=state.merged_into, event=message)
             return Decision(commands=[forward], outcome="forwarded")
-        return _evaluate(state, message, contact_id, funnels, processed_at, evaluate)
+        return _evaluate(state, message, contact_id, funnels, processed_at, evaluate, limits)
     if isinstance(message, Forward):
-        return _evaluate(state, message.event, contact_id, funnels, processed_at, evaluate)
+        return _evaluate(state, message.event, contact_id, funnels, processed_at, evaluate, limits)
     if isinstance(message, Link):
         return _link(state, message)
     if isinstance(message, Transfer):
@@ -147,7 +171,8 @@ def decide(
             event_time=message.event_time,
             funnels=funnels,
             processed_at=processed_at,
-            dedupe_window=dedupe_window,
+            dedupe_window=limits.dedupe_window,
+            limits=limits,
         )
         return Decision(target, outputs, outcome=_outcome(outputs))
     ticked, stalls = advance(
@@ -163,10 +188,22 @@ def _evaluate(
     funnels: Sequence[Funnel],
     processed_at: datetime,
     evaluate: Evaluate,
+    limits: StateLimits,
 ) -> Decision:
     result = evaluate(
-        state, event, funnels=funnels, processed_at=processed_at, contact_id=contact_id
+        state,
+        event,
+        funnels=funnels,
+        processed_at=processed_at,
+        contact_id=contact_id,
+        dedupe_window=limits.dedupe_window,
     )
+    if result.state.traits != state.traits:
+        over = traits_over_limit(result.state.traits, limits)
+        if over is not None:
+            # Refused whole: the contact keeps its last good state (see ``limits.py``).
+            return Decision(outcome="rejected", refused=Refusal("state_limit", over))
+    result.state.seen_message_ids = recent_ids(result.state.seen_message_ids, limits)
     links = links_to_request(result.state, event, contact_id)
     result.state.linked = [*result.state.linked, *links][-LINKED_LIMIT:]
     requests = [

@@ -32,6 +32,7 @@ from funnel_shared.events import (
 from funnel_shared.ids import usable_id
 
 from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.limits import StateLimits, merge_traits, recent_ids
 from funnel_stage_engine.domain.moves import stage_changed
 from funnel_stage_engine.domain.state import ContactState, FunnelState
 from funnel_stage_engine.domain.windows import record_time
@@ -103,6 +104,7 @@ def merge(
     funnels: Sequence[Funnel],
     processed_at: datetime,
     dedupe_window: int,
+    limits: StateLimits | None = None,
 ) -> tuple[ContactState, list[ContactMerged | StageChanged]]:
     """Merge anonymous ``source`` into identified ``target``. Does not mutate either.
 
@@ -111,7 +113,12 @@ def merge(
     history (the anonymous contact applied another event before a crash let it
     store its pointer) is merged again; every rule above is idempotent, so only
     the new history counts.
+
+    ``limits`` bound the result: the anonymous contact's traits are added while
+    they fit, and the recent ids are the newest that fit.
     """
+    if limits is None:
+        limits = StateLimits(dedupe_window=dedupe_window)
     the_merge = merge_id(merged_contact_id=merged_contact_id, contact_id=contact_id)
     latest = source.seen_message_ids[-1] if source.seen_message_ids else ""
     transfer_key = f"{the_merge}:{latest}"
@@ -120,8 +127,8 @@ def merge(
         return state, []
     seen = [*target.seen_message_ids]
     seen += [message for message in source.seen_message_ids if message not in seen]
-    state.seen_message_ids = [*seen, transfer_key][-dedupe_window:]
-    state.traits = {**source.traits, **target.traits}
+    state.seen_message_ids = recent_ids([*seen, transfer_key], limits)
+    state.traits = merge_traits(target.traits, source.traits, limits)
     outputs: list[ContactMerged | StageChanged] = []
     for funnel in funnels:
         _merge_counters(state, source, funnel)

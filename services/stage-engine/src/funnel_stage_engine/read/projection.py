@@ -8,6 +8,14 @@ which the store ignores by event id.
 
 The projection never holds up the faust agent: when PostgreSQL is down it
 retries in the background and ``/readyz`` says so.
+
+A record's content can fail only that record. A value we cannot read as a
+stage output, or one PostgreSQL refuses for its content (``CONTENT_ERRORS``:
+a NUL in the traits, a contact id too long for the index, ...), is
+dead-lettered to the rejected topic with the reason and the original; the
+rest of the fetch is stored (the fetch is stored again record by record, one
+savepoint each, to find it). The dead letters are acknowledged before the
+offsets are committed, so a crash between repeats them rather than losing them.
 """
 
 from __future__ import annotations
@@ -19,19 +27,32 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from funnel_shared.events import AnyStageOutput, StageOutput
-from funnel_shared.kafka import consumer_kwargs
+from funnel_shared.kafka import (
+    AiokafkaPublisher,
+    consumer_kwargs,
+    producer_kwargs,
+    rejected_record,
+)
+from funnel_shared.publishing import OutboundRecord, Publisher, publish_all
 from funnel_shared.settings import DatabaseSettings, KafkaSettings
 from mode import Service
 from pydantic import TypeAdapter, ValidationError
 
-from funnel_stage_engine.read.projection_store import ProjectionStore
+from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.read.projection_store import CONTENT_ERRORS, ProjectionStore
+from funnel_stage_engine.record_sizes import fit_dead_letter
 
-__all__ = ["Projection", "decode_outputs", "projection_service"]
+__all__ = ["SERVICE", "Projection", "decode_outputs", "projection_service"]
 
 log = logging.getLogger("funnel.stage_engine.projection")
+
+SERVICE = "stage-engine-projection"
+# The label of ``funnel_stage_engine_rejected`` for each kind of dead letter of the projection.
+UNREADABLE = "projection_unreadable"
+REFUSED = "projection_refused"
 
 _outputs: TypeAdapter[Any] = TypeAdapter(StageOutput)
 
@@ -62,12 +83,21 @@ class Projection:
         topic: str,
         group_id: str,
         retry_backoff_s: float = 1.0,
+        rejected_topic: str = "funnel.rejected.v1",
+        metrics: StageEngineMetrics | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> None:
         self._kafka = kafka
         self._database = database
         self._topic = topic
         self._group_id = group_id
         self._retry_backoff_s = retry_backoff_s
+        self._rejected_topic = rejected_topic
+        self._metrics = metrics
+        self._max_record_bytes = max_record_bytes
+        self.publisher: Publisher | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.dead_lettered = 0  # Records this instance dead-lettered.
         self.pool: asyncpg.Pool | None = None
         self.store: ProjectionStore | None = None
         self.consumer: AIOKafkaConsumer | None = None
@@ -91,6 +121,11 @@ class Projection:
                     self._failed("connecting to PostgreSQL", exc)
                     await asyncio.sleep(self._retry_backoff_s)
             self.store = ProjectionStore(self.pool)
+            self._producer = AIOKafkaProducer(
+                **producer_kwargs(self._kafka, client_id="projection")
+            )
+            await self._producer.start()
+            self.publisher = AiokafkaPublisher(self._producer)
             self.consumer = AIOKafkaConsumer(
                 self._topic,
                 **consumer_kwargs(self._kafka, client_id="projection", group_id=self._group_id),
@@ -102,10 +137,12 @@ class Projection:
             await self.close()
 
     async def close(self) -> None:
-        consumer, pool = self.consumer, self.pool
-        self.consumer = self.pool = self.store = None
+        consumer, pool, producer = self.consumer, self.pool, self._producer
+        self.consumer = self.pool = self.store = self._producer = self.publisher = None
         if consumer is not None:
             await consumer.stop()
+        if producer is not None:
+            await producer.stop()
         if pool is not None:
             await pool.close()
 
@@ -123,10 +160,17 @@ class Projection:
     ) -> None:
         # Every partition's records of one fetch in one transaction and one offset commit:
         # a contact's records share a partition, whose order is kept.
-        self.records_seen += sum(len(records) for records in batches.values())
+        records = [r for records in batches.values() for r in records]
+        self.records_seen += len(records)
         try:
-            await store.apply(decode_outputs([r for records in batches.values() for r in records]))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            dead_letters = await self._store_records(store, records)
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            TimeoutError,
+            KafkaError,
+        ) as exc:
             # Nothing of this batch was stored: rewind and try it again after a pause.
             self._failed(f"storing records of {sorted(tp.partition for tp in batches)}", exc)
             for tp, records in batches.items():
@@ -135,6 +179,7 @@ class Projection:
             await asyncio.sleep(self._retry_backoff_s)
             return
         self.last_error = None
+        self.dead_lettered += dead_letters
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         log.info("projected %d records from %s", sum(map(len, batches.values())), list(batches))
         try:
@@ -146,9 +191,65 @@ class Projection:
             return
         self.committed.update(offsets)
 
+    async def _store_records(self, store: ProjectionStore, records: Sequence[Any]) -> int:
+        """Store what can be stored, dead-letter the rest; returns how many were dead-lettered.
+
+        Raises when PostgreSQL or the broker is unavailable (nothing is then lost:
+        the fetch is stored again, idempotently, and its dead letters sent again).
+        """
+        readable: list[tuple[Any, AnyStageOutput]] = []
+        dead: list[tuple[str, Any, str]] = []  # (metric label, record, why)
+        for record in records:
+            try:
+                readable.append((record, _outputs.validate_json(record.value)))
+            except ValidationError as exc:
+                dead.append((UNREADABLE, record, f"not a stage output: {exc}"))
+        outputs = [output for _, output in readable]
+        try:
+            await store.apply(outputs)
+        except CONTENT_ERRORS:
+            # One of them is refused for its content: store them one by one to find it.
+            for index, error in await store.apply_each(outputs):
+                why = f"PostgreSQL refused it: {type(error).__name__}: {error}"
+                dead.append((REFUSED, readable[index][0], why))
+        if dead:
+            assert self.publisher is not None  # Started in run(), before the consumer.
+            letters = [
+                (self._rejected_topic, _dead_letter(record, why, self._max_record_bytes))
+                for _, record, why in dead
+            ]
+            acks = await publish_all(self.publisher, letters)
+            acks.raise_first()
+            for label, record, why in dead:
+                log.warning(
+                    "projection: dead-lettered offset %s of %s: %s",
+                    record.offset,
+                    record.topic,
+                    why,
+                )
+                if self._metrics is not None:
+                    self._metrics.rejected.labels(label).inc()
+        return len(dead)
+
     def _failed(self, doing: str, exc: BaseException) -> None:
         self.last_error = f"{doing}: {exc!r}"
         log.warning("projection: %s", self.last_error)
+
+
+def _dead_letter(record: Any, why: str, max_bytes: int) -> OutboundRecord:
+    key = record.key.decode("utf-8", "backslashreplace") if record.key is not None else None
+
+    def build(original: str, errors: list[str]) -> OutboundRecord:
+        return rejected_record(
+            service=SERVICE, origin=record.topic, key=key, original=original, errors=errors
+        )
+
+    return fit_dead_letter(
+        build,
+        original=record.value.decode("utf-8", "backslashreplace"),
+        errors=[why, f"offset {record.offset} of partition {record.partition}"],
+        max_bytes=max_bytes,
+    )
 
 
 def projection_service(projection: Projection) -> type[Service]:

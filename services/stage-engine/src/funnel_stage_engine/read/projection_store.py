@@ -7,6 +7,11 @@ therefore changes nothing, and an old event can never move a contact back:
 its id is already in the history. Stage changes of one contact share a
 partition and arrive in order, so applying new ids in offset order keeps the
 current stage right.
+
+A record PostgreSQL refuses for its content (``CONTENT_ERRORS``: a NUL in text,
+an index row too large, a value out of range) is not a database that is down:
+``apply_each`` stores a fetch record by record, each in its own savepoint, and
+returns the refused ones for the projection to dead-letter.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 from collections.abc import Sequence
 
 import asyncpg
+from asyncpg.exceptions import _base as asyncpg_base
 from funnel_shared.events import (
     AnyStageOutput,
     ContactMerged,
@@ -23,7 +29,19 @@ from funnel_shared.events import (
     StageStalled,
 )
 
-__all__ = ["ProjectionStore"]
+__all__ = ["CONTENT_ERRORS", "ProjectionStore"]
+
+# What PostgreSQL (or asyncpg, encoding an argument) refuses because of a record's own
+# values. Anything else (a connection lost, a read-only or shut-down server) is a
+# dependency that is down: retried, never dead-lettered. Checked against asyncpg 0.31.
+CONTENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError,  # Class 22: NUL in text, untranslatable characters, ranges.
+    asyncpg.exceptions.ProgramLimitExceededError,  # Class 54: e.g. an index row too large.
+    asyncpg.exceptions.IntegrityConstraintViolationError,  # Class 23: NOT NULL, CHECK.
+    asyncpg_base.DataError,  # asyncpg's own: an argument it cannot encode (out of range).
+    UnicodeError,  # A lone surrogate in a string.
+    OverflowError,
+)
 
 
 class ProjectionStore:
@@ -46,8 +64,35 @@ class ProjectionStore:
                     elif isinstance(output, ContactMerged):
                         await _contact_merged(connection, output)
 
+    async def apply_each(self, outputs: Sequence[AnyStageOutput]) -> list[tuple[int, Exception]]:
+        """Store a batch in one transaction, each output in its own savepoint, in order.
+
+        Returns (index, error) for every output refused for its content; the
+        others are stored. Any other error is raised, and nothing is stored.
+        """
+        refused: list[tuple[int, Exception]] = []
+        async with self._pool.acquire() as connection, connection.transaction():
+            for index, output in enumerate(outputs):
+                try:
+                    async with connection.transaction():  # A savepoint.
+                        await _apply_one(connection, output)
+                except CONTENT_ERRORS as exc:
+                    refused.append((index, exc))  # type: ignore[arg-type]
+        return refused
+
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
+
+
+async def _apply_one(connection: asyncpg.Connection, output: AnyStageOutput) -> None:
+    if isinstance(output, StageChanged):
+        await connection.execute(_STAGE_CHANGED, *_change_args(output))
+    elif isinstance(output, StageBlocked):
+        await _stage_blocked(connection, output)
+    elif isinstance(output, StageStalled):
+        await _stage_stalled(connection, output)
+    elif isinstance(output, ContactMerged):
+        await _contact_merged(connection, output)
 
 
 def _runs(outputs: Sequence[AnyStageOutput]) -> list[list[AnyStageOutput]]:

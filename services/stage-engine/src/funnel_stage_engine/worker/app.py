@@ -75,6 +75,7 @@ def create_app(
         partitions=kafka.partitions,
         idle_after_s=settings.idle_partition_after_s,
         lateness_s=settings.idle_lateness_s,
+        future_tolerance_s=settings.stall_clock_tolerance_s,
     )
     app.metrics = StageEngineMetrics(lag=lambda: consumer_lag(app, topics.contact_events))
     app.handler = ContactEventHandler(
@@ -85,6 +86,8 @@ def create_app(
         metrics=app.metrics,
         commands_topic=commands_name,
         deadlines=app.deadlines,
+        limits=settings.state_limits(),
+        max_record_bytes=settings.max_record_bytes,
     )
     if evaluate is not None:
         app.handler.evaluate = evaluate

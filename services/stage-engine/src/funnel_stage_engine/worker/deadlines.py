@@ -3,7 +3,10 @@
 The pure engine decides when a stay stalls; this module only supplies time.
 
 - Per partition, the watermark is the latest event time seen on it (contact
-  events and forwarded events).
+  events and forwarded events), but never more than ``future_tolerance_s``
+  past the wall clock: event times come from clients, and one event dated in
+  the year 9999 must not fire every other contact's stall. Stalls fire from
+  real time, not from the newest client timestamp.
 - A partition that has seen nothing for ``idle_after`` seconds (wall clock)
   advances with the wall clock instead: ``max(watermark, now - lateness)``.
   A busy partition never uses the wall clock, so a lagging consumer cannot
@@ -23,7 +26,7 @@ fires nothing the second time, as the engine clears the deadline it fired.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,8 +45,18 @@ def partition_of(key: str, partitions: int) -> int:
 
 
 class DeadlineIndex:
-    def __init__(self, *, partitions: int, idle_after_s: float, lateness_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        partitions: int,
+        idle_after_s: float,
+        lateness_s: float,
+        future_tolerance_s: float = 60.0,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._partitions = partitions
+        self._tolerance = timedelta(seconds=future_tolerance_s)
+        self._wall_clock = wall_clock
         self._idle_after = idle_after_s
         self._lateness = timedelta(seconds=lateness_s)
         self._due: dict[int, dict[str, datetime]] = {}
@@ -62,6 +75,7 @@ class DeadlineIndex:
     def saw(self, contact_id: str, event_time: datetime) -> None:
         """An event of ``contact_id`` at ``event_time`` was read: its partition's time advances."""
         partition = partition_of(contact_id, self._partitions)
+        event_time = min(event_time, self._wall_clock() + self._tolerance)
         current = self._watermarks.get(partition)
         if current is None or event_time > current:
             self._watermarks[partition] = event_time
@@ -83,9 +97,13 @@ class DeadlineIndex:
     def now(self, partition: int) -> datetime | None:
         """Event time on ``partition``: its watermark, or the wall clock once it is idle."""
         watermark = self._watermarks.get(partition)
+        wall_now = self._wall_clock()
+        if watermark is not None:
+            # Seen within the tolerance of an earlier wall clock: within it of this one too.
+            watermark = min(watermark, wall_now + self._tolerance)
         last = self._last_seen.get(partition)
         if last is not None and time.monotonic() - last >= self._idle_after:
-            wall = datetime.now(UTC) - self._lateness
+            wall = wall_now - self._lateness
             return wall if watermark is None or wall > watermark else watermark
         return watermark
 

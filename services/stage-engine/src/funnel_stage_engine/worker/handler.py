@@ -17,6 +17,13 @@ under a new id is not. Within a batch, a record sees the states that earlier
 records produced (``worker/batch.py``), so one batch yields what the same records
 would yield one at a time.
 
+A record's content can fail only that record. Before anything of a batch is
+sent, each message's outputs, commands and new state are measured as the
+producer measures them (``record_sizes.py``); a message that would produce a
+record larger than ``max_record_bytes`` is dead-lettered (``too_large``) and
+its contact keeps its last good state. What a contact may keep is bounded in
+the domain (``domain/limits.py``: ``state_limit``, ``id_too_long``).
+
 A failure to *publish* is not a record's fault and is not dead-lettered: it
 propagates, nothing of the batch is stored, and the caller stops the worker
 without acknowledging any of its records.
@@ -62,15 +69,21 @@ from funnel_stage_engine.domain.contact import (
     subject,
 )
 from funnel_stage_engine.domain.definitions import Funnel
+from funnel_stage_engine.domain.limits import DEFAULT_LIMITS, StateLimits
 from funnel_stage_engine.domain.stalls import next_deadline
+from funnel_stage_engine.domain.state import ContactState
 from funnel_stage_engine.metrics import StageEngineMetrics
+from funnel_stage_engine.record_sizes import fit_dead_letter, record_size, state_size
 from funnel_stage_engine.worker.batch import Batch, Inbound, StateStore, Tally
 
 __all__ = [
     "SOURCE",
     "ContactEventHandler",
     "DeadlineListener",
+    "IdTooLong",
     "Inbound",
+    "RecordTooLarge",
+    "StateLimitExceeded",
     "StateStore",
     "command_record",
     "encode_output",
@@ -121,7 +134,8 @@ class ContactEventHandler:
     deadlines: DeadlineListener = field(default_factory=_NoDeadlines)
     evaluate: Evaluate = engine.evaluate
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    dedupe_window: int = engine.DEFAULT_DEDUPE_WINDOW
+    limits: StateLimits = DEFAULT_LIMITS
+    max_record_bytes: int = 1_000_000
 
     async def handle_batch(self, records: Sequence[Inbound]) -> list[Outcome]:
         """Process records in order. Returns once it is safe to ack them all; raises if
@@ -177,18 +191,43 @@ class ContactEventHandler:
             funnels=self.funnels,
             processed_at=self.clock(),
             evaluate=self.evaluate,
-            dedupe_window=self.dedupe_window,
+            limits=self.limits,
         )
         if decision.refused is not None:
-            error = ValueError(decision.refused.detail)
+            error = _REFUSALS.get(decision.refused.reason, ValueError)(decision.refused.detail)
             return self._reject(batch, record, error, reason=decision.refused.reason)
-        for output in decision.outputs:
-            batch.publish(self.topics.stage_changed, encode_output(output))
-        for command in decision.commands:
-            batch.publish(self.commands_topic, command_record(command))
+        outbound = [(self.topics.stage_changed, encode_output(o)) for o in decision.outputs]
+        outbound += [(self.commands_topic, command_record(c)) for c in decision.commands]
+        too_large = self._too_large(contact_id, decision.state, decision.store, outbound)
+        if too_large is not None:
+            return self._reject(batch, record, RecordTooLarge(too_large), reason="too_large")
+        for topic, out in outbound:
+            batch.publish(topic, out)
         if decision.state is not None:
             batch.keep(contact_id, decision.state, store=decision.store)
         return Tally(decision.outcome, decision.outputs)
+
+    def _too_large(
+        self,
+        contact_id: str,
+        state: ContactState | None,
+        store: bool,
+        outbound: Sequence[tuple[str, OutboundRecord]],
+    ) -> str | None:
+        """Why one of the records a message produces could not be sent, or None."""
+        for topic, out in outbound:
+            size = record_size(out)
+            if size > self.max_record_bytes:
+                limit = self.max_record_bytes
+                return f"a record for {topic} would take {size} bytes (at most {limit})"
+        if state is not None and store:
+            size = state_size(contact_id, state)
+            if size > self.max_record_bytes:
+                return (
+                    f"the contact's state would take about {size} bytes"
+                    f" (at most {self.max_record_bytes})"
+                )
+        return None
 
     def _count(self, tallies: Sequence[Tally]) -> list[Outcome]:
         # Summed per label first: a labelled counter costs a lookup per call.
@@ -215,15 +254,39 @@ class ContactEventHandler:
         text_key = key.decode("utf-8", "backslashreplace") if key is not None else None
         log.warning("rejecting record (key %r, %s): %s", text_key, reason, exc)
         origin = self.commands_topic if record.command else self.topics.contact_events
-        dead_letter = rejected_record(
-            service=SERVICE,
-            origin=origin,
-            key=text_key,
-            original=record.value,
+
+        def build(original: str, errors: list[str]) -> OutboundRecord:
+            return rejected_record(
+                service=SERVICE, origin=origin, key=text_key, original=original, errors=errors
+            )
+
+        dead_letter = fit_dead_letter(
+            build,
+            original=record.value.decode("utf-8", "backslashreplace"),
             errors=[f"{type(exc).__name__}: {exc}"],
+            max_bytes=self.max_record_bytes,
         )
         batch.publish(self.topics.rejected, dead_letter)
         return Tally("rejected", reason=reason)
+
+
+class RecordTooLarge(ValueError):
+    """A message would produce a record larger than the producer can send."""
+
+
+class StateLimitExceeded(ValueError):
+    """A message would take its contact's state past its bounds (``domain/limits.py``)."""
+
+
+class IdTooLong(ValueError):
+    """A message carries an id longer than a contact's state may hold."""
+
+
+# The exception named in a refused message's dead letter, by refusal reason.
+_REFUSALS: dict[str, type[ValueError]] = {
+    "state_limit": StateLimitExceeded,
+    "id_too_long": IdTooLong,
+}
 
 
 def command_record(command: AnyCommand) -> OutboundRecord:

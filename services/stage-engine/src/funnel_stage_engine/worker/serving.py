@@ -41,6 +41,9 @@ def attach_http_and_projection(
         database=database or DatabaseSettings(),
         topic=topics.stage_changed,
         group_id=f"{settings.app_id}-projection",
+        rejected_topic=topics.rejected,
+        metrics=metrics,
+        max_record_bytes=settings.max_record_bytes,
     )
     app.service(projection_service(projection))
     assigned = {"yes": False}
