@@ -140,6 +140,9 @@ class StageReportView(CamelModel):
     in_progress: int
     stalled: int
     blocked: int
+    dropped: int = Field(
+        default=0, description="Stalled in this stage (in the range) and never progressed."
+    )
     conversion_to_next: float | None
     median_seconds_to_next: float | None
     p90_seconds_to_next: float | None
@@ -234,6 +237,7 @@ def report_view(
                 current=stage.current,
                 in_progress=stage.in_progress,
                 stalled=stage.stalled,
+                dropped=stage.dropped,
                 blocked=stage.blocked,
                 conversion_to_next=stage.conversion_to_next,
                 median_seconds_to_next=stage.median_s_to_next,
