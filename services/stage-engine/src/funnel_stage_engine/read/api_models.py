@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from funnel_shared.camel import CamelModel
-from pydantic import BaseModel, Field
+from funnel_shared.events import Explanation
+from pydantic import BaseModel, Field, field_validator
 
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.read.report import FunnelReport
@@ -46,6 +47,18 @@ class HistoryEntry(CamelModel):
     event_time: datetime
     processed_at: datetime
     funnel_version: str
+    explanation: Explanation | None = Field(
+        default=None,
+        description=(
+            "For a counted or summed rule: the count or running total that crossed its"
+            " threshold (e.g. sum.total), as the stage change carried it."
+        ),
+    )
+
+    @field_validator("explanation", mode="before")
+    @classmethod
+    def _stored_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class StallView(CamelModel):
