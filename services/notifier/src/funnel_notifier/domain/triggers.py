@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from funnel_shared.conditions import all_hold
 from funnel_shared.events import ContactMerged, StageBlocked, StageChanged, StageStalled
 from pydantic import BaseModel, ValidationError
 
-from funnel_notifier.domain.rules import LoadedRule, SourceCondition
+from funnel_notifier.domain.rules import LoadedRule, SourceCondition, WhenCondition
 
 __all__ = [
     "Decoded",
@@ -169,6 +170,11 @@ def _from_source(condition: SourceCondition, trigger: Trigger) -> bool:
     return condition.holds(change.cause_source, change.cause_source_kind)
 
 
+def _in_segment(condition: WhenCondition, trigger: Trigger) -> bool:
+    """Whether the contact's traits and the triggering record satisfy ``when``."""
+    return all_hold(condition.traits, trigger.traits) and all_hold(condition.change, trigger.record)
+
+
 _FOLLOWUP_NAMESPACE = uuid.UUID("5d0e7a61-2f4b-4c8e-9a3d-1e6b8c7f2a90")
 
 
@@ -195,6 +201,8 @@ def plan_followups(trigger: Trigger, rules: list[LoadedRule]) -> list[PlannedFol
         if rule.stage is not None and rule.stage != trigger.stage:
             continue
         if rule.source is not None and not _from_source(rule.source, trigger):
+            continue
+        if rule.when is not None and not _in_segment(rule.when, trigger):
             continue
         planned.append(
             PlannedFollowUp(

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from funnel_shared.camel import CamelModel
-from pydantic import BaseModel, Field
+from funnel_shared.events import Explanation
+from pydantic import BaseModel, Field, field_validator
 
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.read.report import FunnelReport
@@ -46,6 +47,18 @@ class HistoryEntry(CamelModel):
     event_time: datetime
     processed_at: datetime
     funnel_version: str
+    explanation: Explanation | None = Field(
+        default=None,
+        description=(
+            "For a counted or summed rule: the count or running total that crossed its"
+            " threshold (e.g. sum.total), as the stage change carried it."
+        ),
+    )
+
+    @field_validator("explanation", mode="before")
+    @classmethod
+    def _stored_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class StallView(CamelModel):
@@ -140,6 +153,9 @@ class StageReportView(CamelModel):
     in_progress: int
     stalled: int
     blocked: int
+    dropped: int = Field(
+        default=0, description="Stalled in this stage (in the range) and never progressed."
+    )
     conversion_to_next: float | None
     median_seconds_to_next: float | None
     p90_seconds_to_next: float | None
@@ -234,6 +250,7 @@ def report_view(
                 current=stage.current,
                 in_progress=stage.in_progress,
                 stalled=stage.stalled,
+                dropped=stage.dropped,
                 blocked=stage.blocked,
                 conversion_to_next=stage.conversion_to_next,
                 median_seconds_to_next=stage.median_s_to_next,

@@ -114,8 +114,8 @@ _STAGE_CHANGED = """
     WITH inserted AS (
         INSERT INTO stage_history
             (id, funnel, funnel_version, contact_id, from_stage, to_stage, furthest_stage,
-             rule_id, cause_message_id, cause_kind, event_time, processed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             rule_id, cause_message_id, cause_kind, event_time, processed_at, explanation)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14::jsonb)
         ON CONFLICT (id) DO NOTHING
         RETURNING seq
     )
@@ -154,6 +154,7 @@ def _change_args(change: AnyStageOutput) -> tuple[object, ...]:
         change.event_time,
         change.processed_at,
         json.dumps(change.traits),
+        None if change.explanation is None else change.explanation.model_dump_json(),
     )
 
 

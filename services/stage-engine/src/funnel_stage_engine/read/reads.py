@@ -97,6 +97,29 @@ GROUP BY current_stage
 """
 
 
+# Per stage: people who stalled there (the stall's deadline in the range) and whose furthest
+# stage in the funnel is still that stage or an earlier one: they never progressed. A merged
+# (anonymous) contact counts as the contact it was merged into, judged by that one's furthest.
+_DROPPED = """
+WITH merged AS (
+    SELECT DISTINCT ON (merged_contact_id) merged_contact_id, contact_id
+    FROM contact_merges ORDER BY merged_contact_id, event_time
+), stalls AS (
+    SELECT DISTINCT coalesce(m.contact_id, s.contact_id) AS contact_id, s.stage
+    FROM stage_stalls s LEFT JOIN merged m ON m.merged_contact_id = s.contact_id
+    WHERE s.funnel = $1
+      AND ($3::timestamptz IS NULL OR s.event_time >= $3)
+      AND ($4::timestamptz IS NULL OR s.event_time < $4)
+)
+SELECT st.stage, count(*) AS dropped
+FROM stalls st
+JOIN contact_stages c ON c.contact_id = st.contact_id AND c.funnel = $1
+WHERE c.merged_into IS NULL
+  AND array_position($2::text[], c.furthest_stage) <= array_position($2::text[], st.stage)
+GROUP BY st.stage
+"""
+
+
 async def stage_counts(
     pool: asyncpg.Pool,
     *,
@@ -110,6 +133,7 @@ async def stage_counts(
         reached = await connection.fetch(_FIRST_REACHED, funnel, list(stages), since, until)
         current = await connection.fetch(_CURRENT, funnel)
         blocked = await connection.fetch(_BLOCKED, funnel, since, until)
+        dropped = await connection.fetch(_DROPPED, funnel, list(stages), since, until)
     values: dict[str, dict[str, Any]] = {stage: {} for stage in stages}
     for row in reached:
         values[stages[row["idx"]]].update(
@@ -123,4 +147,7 @@ async def stage_counts(
     for row in blocked:
         if row["current_stage"] in values:
             values[row["current_stage"]]["blocked"] = row["blocked"]
+    for row in dropped:
+        if row["stage"] in values:
+            values[row["stage"]]["dropped"] = row["dropped"]
     return {stage: StageCounts(**fields) for stage, fields in values.items()}

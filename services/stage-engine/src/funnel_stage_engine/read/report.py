@@ -13,6 +13,9 @@ Definitions (``docs/read-api.md``, "Read API and funnel pages", repeats them):
   whether a stall was recorded during their present stay (not range-bound).
 - *blocked*: refused skips (strict funnels) in the range, counted at the stage
   the contact was held in.
+- *dropped*: people who stalled in the stage (the stall's deadline in the range)
+  and never progressed: their furthest stage is still that stage or an earlier
+  one. Each person once per stage, however often they stalled there.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class StageCounts:
     in_progress: int = 0
     stalled: int = 0
     blocked: int = 0
+    dropped: int = 0
     median_s: float | None = None
     p90_s: float | None = None
 
@@ -54,6 +58,7 @@ class StageReport:
     median_s_to_next: float | None
     p90_s_to_next: float | None
     share_of_first: float | None = field(default=None)
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ def build_report(
                 median_s_to_next=None if last else row.median_s,
                 p90_s_to_next=None if last else row.p90_s,
                 share_of_first=row.reached / first if first else None,
+                dropped=row.dropped,
             )
         )
     return FunnelReport(funnel=funnel, stages=reports)
