@@ -110,4 +110,3 @@ def journey_batch(journey: Journey, *, run: str, now: datetime) -> list[dict[str
         message["timestamp"] = at.isoformat()
         messages.append(message)
     return messages
-
