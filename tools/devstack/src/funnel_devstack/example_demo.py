@@ -86,8 +86,8 @@ def play_example(
             say(f"  follow-up {what}: {followup['status']}{due}")
     engine = urls["stage-engine"]
     say("\nLook at it:")
-    for funnel in _funnel_names(engine, headers or {}):
-        say(f"  funnel page   {engine}/funnels/{funnel}")
+    for name in _funnel_names(engine, headers or {}):
+        say(f"  funnel page   {engine}/funnels/{name}")
     first = next(iter(contacts))
     say(f"  a contact     {engine}/v1/contacts/{first}")
     say(f"  follow-ups    {urls['notifier']}/v1/followups")
