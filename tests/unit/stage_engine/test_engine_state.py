@@ -118,6 +118,7 @@ def test_a_stage_change_says_why_and_when() -> None:
         "cause_source_kind": "browser",
         "event_time": T0,
         "processed_at": processed_at,
+        "explanation": None,  # Not a counted or summed rule.
     }
 
 

@@ -18,10 +18,13 @@ __all__ = [
     "STAGE_CHANGED_NAMESPACE",
     "AnyStageOutput",
     "ContactMerged",
+    "CountExplanation",
+    "Explanation",
     "StageBlocked",
     "StageChanged",
     "StageOutput",
     "StageStalled",
+    "SumExplanation",
     "contact_merged_id",
     "merge_id",
     "stage_blocked_id",
@@ -36,6 +39,30 @@ def stage_change_id(*, funnel: str, contact_id: str, message_id: str, to_stage: 
     """Deterministic id, so that a replay of the same event yields the same id."""
     name = "\x1f".join((funnel, contact_id, message_id, to_stage))
     return str(uuid.uuid5(STAGE_CHANGED_NAMESPACE, name))
+
+
+class CountExplanation(Wire):
+    """A counted rule fired: how many matches its window held."""
+
+    matches: int = Field(description="Matching events in the window when the rule fired.")
+    at_least: int
+    within_seconds: float
+
+
+class SumExplanation(Wire):
+    """A summed rule fired: the total that reached its threshold."""
+
+    property: str = Field(description="The summed property's path, e.g. revenue.")
+    total: float = Field(description="The total in the window when the rule fired.")
+    at_least: float
+    within_seconds: float | None = Field(description="The window; None: all time.")
+
+
+class Explanation(Wire):
+    """Why a counted or summed rule fired (absent for other rules)."""
+
+    count: CountExplanation | None = None
+    sum: SumExplanation | None = None
 
 
 class StageChanged(Wire):
@@ -77,6 +104,13 @@ class StageChanged(Wire):
     )
     processed_at: AwareDatetime
     traits: JsonObject = Field(default_factory=dict)
+    explanation: Explanation | None = Field(
+        default=None,
+        description=(
+            "For a counted or summed rule: the count or total that crossed its threshold"
+            " (None for other rules, and in records from before this field)."
+        ),
+    )
 
 
 def stage_blocked_id(*, funnel: str, contact_id: str, message_id: str, attempted_stage: str) -> str:

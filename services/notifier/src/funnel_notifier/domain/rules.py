@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from funnel_shared.conditions import Condition
 from funnel_shared.definition_files import DefinitionFileError, definition_files, parse_definition
 from funnel_shared.durations import Duration
 from funnel_shared.events import SourceKind
@@ -34,6 +35,7 @@ __all__ = [
     "RuleFileError",
     "SourceCondition",
     "WebhookAction",
+    "WhenCondition",
     "builtin_rules_dir",
     "load_rules",
     "parse_rule_file",
@@ -162,6 +164,28 @@ class SourceCondition(_Strict):
         return not self.kind or kind in self.kind
 
 
+class WhenCondition(_Strict):
+    """``when: {traits: {plan: pro}, change: {fromStage: lead}}``: only for this segment.
+
+    Each part maps a dotted path to a condition, with the same operators as a
+    funnel rule's ``match`` (``funnel_shared.conditions``): a literal (equality)
+    or one of equals, in, exists, gt, gte, lt, lte, prefix, contains. ``traits``
+    are the contact's traits carried by the triggering record; ``change`` is the
+    triggering record itself, by its wire (camelCase) field names: ``fromStage``,
+    ``ruleId``, ``causeSource``, ``explanation.sum.total``, ... Every condition
+    must hold; a missing value satisfies only ``exists: false``.
+    """
+
+    traits: dict[str, Condition] = Field(default_factory=dict)
+    change: dict[str, Condition] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something(self) -> WhenCondition:
+        if not self.traits and not self.change:
+            raise ValueError("give traits, change or both (e.g. when: {traits: {plan: pro}})")
+        return self
+
+
 class FollowUpRule(_Strict):
     """When a contact enters (or stalls in) a stage, or is merged: do something, maybe later."""
 
@@ -176,6 +200,10 @@ class FollowUpRule(_Strict):
     source: SourceCondition | None = Field(
         default=None,
         description="entered only: the change's causing event came from such a source.",
+    )
+    when: WhenCondition | None = Field(
+        default=None,
+        description="Only for contacts whose traits and triggering record satisfy these.",
     )
     action: Action
 

@@ -27,7 +27,7 @@ from funnel_shared.durations import PositiveDuration
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from funnel_stage_engine.domain.matching import Match
-from funnel_stage_engine.domain.windows import CountWindow
+from funnel_stage_engine.domain.windows import CountWindow, SumWindow
 
 __all__ = [
     "BUILTIN_DIRECTORY",
@@ -59,6 +59,10 @@ class RuleDefinition(BaseModel):
         min_length=1, description="One match, or a list of which any one may match."
     )
     count: CountWindow | None = Field(default=None, description="Fire on the Nth match only.")
+    sum: SumWindow | None = Field(
+        default=None,
+        description="Fire once the matching events' amounts add up to at_least (with count: both).",
+    )
     from_: list[str] | None = Field(
         default=None, alias="from", description="Only from these current stages."
     )
@@ -128,6 +132,8 @@ def _semantic_problems(definition: FunnelDefinition) -> Iterator[str]:
         for position, stage in enumerate(rule.from_ or []):
             if stage not in stages:
                 yield f"rules[{index}].from[{position}]: unknown stage {stage!r} (stages: {known})"
+        if rule.sum is not None:
+            yield from _sum_problems(index, rule)
     for index, stall in enumerate(definition.stalls):
         if stall.stage not in stages:
             yield f"stalls[{index}].stage: unknown stage {stall.stage!r} (stages: {known})"
@@ -138,6 +144,31 @@ def _semantic_problems(definition: FunnelDefinition) -> Iterator[str]:
     for stage, times in Counter(stall.stage for stall in definition.stalls).items():
         if times > 1:
             yield f"stalls: the stage {stage!r} has {times} stall rules"
+
+
+def _sum_problems(index: int, rule: RuleDefinition) -> Iterator[str]:
+    """A summed property that the rule's own match pins to something other than a number."""
+    assert rule.sum is not None
+    path = rule.sum.property
+    for position, match in enumerate(rule.match):
+        condition = match.properties.get(path)
+        if condition is None:
+            continue
+        where = f"rules[{index}].match[{position}].properties.{path}"
+        op = condition.operator
+        pinned = [condition.equals] if op == "equals" else condition.in_ if op == "in_" else []
+        odd = [value for value in pinned or [] if not _number(value)]
+        if op in ("equals", "in_") and odd:
+            yield (
+                f"{where}: the rule sums {path}, but its match requires {odd[0]!r},"
+                " which is not a number"
+            )
+        elif op in ("prefix", "contains") or (op == "exists" and condition.exists is False):
+            yield f"{where}: the rule sums {path}, but its match requires it not to be a number"
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
 
 
 @dataclass(frozen=True)

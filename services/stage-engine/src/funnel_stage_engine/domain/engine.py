@@ -71,6 +71,7 @@ def evaluate(
     new_state.counters = {
         name: rules for name, rules in new_state.counters.items() if name in configured
     }
+    new_state.sums = {name: rules for name, rules in new_state.sums.items() if name in configured}
     outputs: list[AnyStageOutput] = []
     for funnel in funnels:
         output = evaluate_funnel(

@@ -13,6 +13,9 @@ Merge rules, per funnel:
   no licence to skip); ``free`` takes the more recently entered one;
 - counted-rule times are combined (bounded like any count window; a time
   already present is not added twice, which keeps a repeated merge idempotent);
+- summed-rule amounts are combined the same way (an amount whose messageId is
+  already present is not added twice); their ``ignored`` counts (a diagnostic)
+  add up, and a transfer re-sent with more history adds its count again;
 - traits combine, the identified contact's winning; recent messageIds unite.
 """
 
@@ -35,7 +38,7 @@ from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.domain.limits import StateLimits, merge_traits, recent_ids
 from funnel_stage_engine.domain.moves import stage_changed
 from funnel_stage_engine.domain.state import ContactState, FunnelState
-from funnel_stage_engine.domain.windows import record_time
+from funnel_stage_engine.domain.windows import SumState, record_amount, record_time
 
 __all__ = [
     "LINKED_LIMIT",
@@ -132,6 +135,7 @@ def merge(
     outputs: list[ContactMerged | StageChanged] = []
     for funnel in funnels:
         _merge_counters(state, source, funnel)
+        _merge_sums(state, source, funnel)
         theirs = source.funnels.get(funnel.name)
         if theirs is None:
             continue
@@ -209,3 +213,22 @@ def _merge_counters(state: ContactState, source: ContactState, funnel: Funnel) -
             if time not in already:
                 times = record_time(rule.count, times, time)
         ours[rule.id] = times
+
+
+def _merge_sums(state: ContactState, source: ContactState, funnel: Funnel) -> None:
+    theirs = source.sums.get(funnel.name, {})
+    if not theirs:
+        return
+    ours = state.sums.setdefault(funnel.name, {})
+    for rule in funnel.definition.rules:
+        if rule.sum is None or rule.id not in theirs:
+            continue
+        kept = ours.get(rule.id, SumState())
+        merged = SumState(
+            entries=list(kept.entries), ignored=kept.ignored + theirs[rule.id].ignored
+        )
+        for entry in theirs[rule.id].entries:
+            merged = record_amount(rule.sum, merged, entry)
+        ours[rule.id] = merged
+    if not ours:
+        state.sums.pop(funnel.name, None)

@@ -5,7 +5,8 @@ name(s), the source (its name or kind: ``source: {kind: server}`` counts only
 events sent with a secret server write key, which ingest stamps on every
 event), and conditions on ``properties``, ``traits`` and ``context``. Each
 condition is keyed by a dotted path (``page.path`` is ``context["page"]["path"]``)
-and is either a literal (equality) or an object with exactly one operator.
+and is either a literal (equality) or an object with exactly one operator. The
+operators are ``funnel_shared.conditions`` (the notifier's ``when`` uses the same).
 
 Pure: no I/O, no clock.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from funnel_shared.conditions import OPERATORS, Condition, all_hold
 from funnel_shared.events import ContactEvent, SourceKind
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -29,65 +31,6 @@ __all__ = [
 ]
 
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
-OPERATORS = ("equals", "in", "exists", "gt", "gte", "lt", "lte", "prefix", "contains")
-
-_MISSING = object()
-
-
-class Condition(BaseModel):
-    """One test on one value. A bare literal in a file means ``{equals: literal}``."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    equals: Any = None
-    in_: list[Any] | None = Field(default=None, alias="in")
-    exists: bool | None = None
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    prefix: str | None = None
-    contains: Any = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _literal_means_equals(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            return data
-        return {"equals": data}
-
-    @model_validator(mode="after")
-    def _exactly_one_operator(self) -> Condition:
-        given = sorted(self.model_fields_set)
-        if len(given) != 1:
-            names = ", ".join("in" if name == "in_" else name for name in given) or "none"
-            raise ValueError(
-                f"a condition takes exactly one operator of {', '.join(OPERATORS)}; got {names}"
-            )
-        return self
-
-    @property
-    def operator(self) -> str:
-        return next(iter(self.model_fields_set))
-
-    def holds(self, value: Any) -> bool:
-        """Whether the condition holds for ``value`` (``_MISSING`` when the path is absent)."""
-        op = self.operator
-        if op == "exists":
-            return (value is not _MISSING and value is not None) == self.exists
-        if value is _MISSING:
-            return False
-        if op == "equals":
-            return _same(value, self.equals)
-        if op == "in_":
-            return any(_same(value, option) for option in self.in_ or [])
-        if op == "prefix":
-            return isinstance(value, str) and value.startswith(self.prefix or "")
-        if op == "contains":
-            if isinstance(value, str):
-                return isinstance(self.contains, str) and self.contains in value
-            return isinstance(value, list) and any(_same(item, self.contains) for item in value)
-        return _compare(op, value, getattr(self, op))
 
 
 class SourceMatch(BaseModel):
@@ -169,11 +112,7 @@ def matches(match: Match, event: ContactEvent) -> bool:
         (match.traits, contact_traits(event)),
         (match.context, event.context),
     )
-    return all(
-        condition.holds(_lookup(values, path))
-        for conditions, values in sources
-        for path, condition in conditions.items()
-    )
+    return all(all_hold(conditions, values) for conditions, values in sources)
 
 
 def contact_traits(event: ContactEvent) -> dict[str, Any]:
@@ -187,35 +126,3 @@ def contact_traits(event: ContactEvent) -> dict[str, Any]:
     if event.type == "identify":
         traits.update(event.traits)
     return traits
-
-
-def _lookup(values: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path; a key that itself holds dots is tried first."""
-    if path in values:
-        return values[path]
-    current: Any = values
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return _MISSING
-        current = current[part]
-    return current
-
-
-def _same(value: Any, expected: Any) -> bool:
-    # JSON true is not 1: Python's True == 1 would make {equals: 1} match a boolean.
-    if isinstance(value, bool) or isinstance(expected, bool):
-        return type(value) is type(expected) and value == expected
-    return bool(value == expected)
-
-
-def _compare(op: str, value: Any, bound: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    number: float = value  # int or float; no float() so huge ints cannot overflow
-    if op == "gt":
-        return number > bound
-    if op == "gte":
-        return number >= bound
-    if op == "lt":
-        return number < bound
-    return number <= bound

@@ -1,7 +1,8 @@
 """One funnel, one event: which rule moves the contact, if any.
 
 Rules are tried in file order. Every matching counted rule records the event
-time first, so counts never depend on which rule wins. Then the first rule
+time first, and every matching summed rule its amount, so counts and totals
+never depend on which rule wins. Then the first rule
 that matches, has its count, applies from the current stage and is allowed by
 the ordering mode moves the contact: one move per funnel per event. In a
 strict funnel, when no rule could move a contact already in the funnel but one
@@ -18,9 +19,12 @@ from typing import Any, Literal
 
 from funnel_shared.events import (
     ContactEvent,
+    CountExplanation,
+    Explanation,
     SourceKind,
     StageBlocked,
     StageChanged,
+    SumExplanation,
     stage_blocked_id,
     stage_change_id,
 )
@@ -28,7 +32,14 @@ from funnel_shared.events import (
 from funnel_stage_engine.domain.definitions import Funnel, FunnelDefinition, RuleDefinition
 from funnel_stage_engine.domain.matching import matches
 from funnel_stage_engine.domain.state import ContactState, FunnelState
-from funnel_stage_engine.domain.windows import record_time
+from funnel_stage_engine.domain.windows import (
+    SumEntry,
+    SumState,
+    SumWindow,
+    amount_of,
+    record_amount,
+    record_time,
+)
 
 __all__ = ["CauseKind", "Verdict", "enter_stage", "evaluate_funnel", "stage_changed", "verdict"]
 
@@ -50,6 +61,7 @@ def evaluate_funnel(
     position = state.funnels.get(funnel.name)
     current = position.current if position else None
     counters = state.counters.get(funnel.name, {})
+    sums = state.sums.get(funnel.name, {})
     move: RuleDefinition | None = None
     blocked: RuleDefinition | None = None
     for rule in definition.rules:
@@ -57,8 +69,12 @@ def evaluate_funnel(
             continue
         if rule.count is not None:
             counters[rule.id] = record_time(rule.count, counters.get(rule.id, []), event.timestamp)
-            if not rule.count.satisfied(counters[rule.id]):
-                continue
+        if rule.sum is not None:
+            sums[rule.id] = _record_sum(rule.sum, sums.get(rule.id, SumState()), event)
+        if rule.count is not None and not rule.count.satisfied(counters[rule.id]):
+            continue
+        if rule.sum is not None and not rule.sum.satisfied(sums[rule.id].entries):
+            continue
         if rule.from_ is not None and current not in rule.from_:
             continue
         outcome = verdict(definition, rule, current)
@@ -67,6 +83,7 @@ def evaluate_funnel(
         elif outcome == "blocked" and blocked is None:
             blocked = rule
     _keep_counters(state, funnel, counters)
+    _keep_sums(state, funnel, sums)
     if move is not None:
         return _move(state, funnel, move, event, contact_id=contact_id, processed_at=processed_at)
     if blocked is not None:
@@ -122,7 +139,39 @@ def _move(
         event_time=event.timestamp,
         processed_at=processed_at,
         traits=state.traits,
+        explanation=explain(state, funnel.name, rule),
     )
+
+
+def explain(state: ContactState, funnel: str, rule: RuleDefinition) -> Explanation | None:
+    """The count or total that let a counted or summed rule fire (None for other rules)."""
+    count = total = None
+    if rule.count is not None:
+        times = state.counters.get(funnel, {}).get(rule.id, [])
+        count = CountExplanation(
+            matches=len(times),
+            at_least=rule.count.at_least,
+            within_seconds=rule.count.within.total_seconds(),
+        )
+    if rule.sum is not None:
+        kept = state.sums.get(funnel, {}).get(rule.id, SumState())
+        total = SumExplanation(
+            property=rule.sum.property,
+            total=rule.sum.total(kept.entries),
+            at_least=rule.sum.at_least,
+            within_seconds=rule.sum.within.total_seconds() if rule.sum.within else None,
+        )
+    if count is None and total is None:
+        return None
+    return Explanation(count=count, sum=total)
+
+
+def _record_sum(window: SumWindow, kept: SumState, event: ContactEvent) -> SumState:
+    amount = amount_of(window, event.properties)
+    if amount is None:
+        return SumState(entries=list(kept.entries), ignored=kept.ignored + 1)
+    entry = SumEntry(at=event.timestamp, amount=amount, id=event.message_id)
+    return record_amount(window, kept, entry)
 
 
 def _blocked(
@@ -166,6 +215,7 @@ def stage_changed(
     processed_at: datetime,
     traits: Mapping[str, Any],
     cause_source: tuple[str, SourceKind] | None = None,
+    explanation: Explanation | None = None,
 ) -> StageChanged:
     """The one way to build a ``StageChanged``: the contact is now at ``position``.
 
@@ -194,6 +244,7 @@ def stage_changed(
         event_time=event_time,
         processed_at=processed_at,
         traits=dict(traits),
+        explanation=explanation,
     )
 
 
@@ -225,3 +276,17 @@ def _keep_counters(
         state.counters[funnel.name] = kept
     else:
         state.counters.pop(funnel.name, None)
+
+
+def _keep_sums(state: ContactState, funnel: Funnel, sums: dict[str, SumState]) -> None:
+    # Only summed rules that still exist keep amounts: an edited funnel leaves no garbage.
+    summed = {rule.id for rule in funnel.definition.rules if rule.sum is not None}
+    kept = {
+        rule_id: totals
+        for rule_id, totals in sums.items()
+        if rule_id in summed and (totals.entries or totals.ignored)
+    }
+    if kept:
+        state.sums[funnel.name] = kept
+    else:
+        state.sums.pop(funnel.name, None)

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from funnel_stage_engine.domain.windows import SumState
+
 __all__ = ["ContactState", "FunnelState"]
 
 
@@ -29,7 +31,8 @@ class FunnelState(BaseModel):
 class ContactState(BaseModel):
     """Everything the engine remembers about one contact, across all funnels.
 
-    Bounded: ``counters`` keep at most ``at_least`` times per counted rule and
+    Bounded: ``counters`` keep at most ``at_least`` times per counted rule,
+    ``sums`` at most ``windows.SUM_ENTRIES`` amounts per summed rule, and
     ``seen_message_ids`` at most the dedupe window.
     """
 
@@ -37,6 +40,10 @@ class ContactState(BaseModel):
     counters: dict[str, dict[str, list[AwareDatetime]]] = Field(
         default_factory=dict,
         description="funnel -> rule id -> recent matching event times, for counted rules.",
+    )
+    sums: dict[str, dict[str, SumState]] = Field(
+        default_factory=dict,
+        description="funnel -> rule id -> recent amounts (bounded), for summed rules.",
     )
     traits: dict[str, Any] = Field(default_factory=dict, description="Known contact traits.")
     seen_message_ids: list[str] = Field(
