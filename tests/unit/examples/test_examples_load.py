@@ -27,7 +27,9 @@ def test_the_five_playbooks_are_there() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_an_example_loads_and_its_rules_and_journey_fit_its_funnels(name: str) -> None:
     example = load_example(EXAMPLES / name)
-    funnels = {funnel.definition.name: funnel.definition for funnel in load_funnels(example.funnels)}
+    funnels = {
+        funnel.definition.name: funnel.definition for funnel in load_funnels(example.funnels)
+    }
     rules = load_rules(example.rules)
     assert rules, f"{name}: no follow-up rules"
     for loaded in rules:
