@@ -120,6 +120,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
             ("gus", "free-offer.customer.upsell"): "sent",
             ("gus", "free-offer.customer.check-in-call"): "scheduled",
             ("hal", "free-offer.subscriber.guide"): "sent",
+            **{
+                ("hal", f"free-offer.subscriber.{step}"): "cancelled"
+                for step in ("day-1", "day-3", "day-7")
+            },
             ("hal", "free-offer.customer.upsell"): "sent",
             ("hal", "free-offer.customer.check-in-call"): "sent",
             ("hal", "free-offer.repeat-buyer.loyalty"): "sent",
