@@ -71,7 +71,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         },
         "mails": {"ada": 2, "cleo": 3},
         "tasks": {"ada": ["write-thank-you-note"]},
-        "report": ("value-ladder", [4, 2, 2, 1, 1]),
+        "report": ("value-ladder", [4, 3, 2, 2, 1]),
     },
     "awareness-to-advocacy": {
         "furthest": {
@@ -410,4 +410,7 @@ def test_funnel_dev_demo_plays_an_example_and_prints_what_happened(tmp_path: Pat
     assert f"  hourglass-sales: {twelve}\n" in summary
     assert "  follow-up hourglass.delivery.service-check-in (kafka): sent" in summary
     assert f"funnel page   http://127.0.0.1:{ports['STAGE_ENGINE']}/funnels/hourglass-sales" in out
-    assert len(list((tmp_path / "dev" / "mail").glob("*.eml"))) == 7
+    # At least the seven the e2e test sees; the demo runs the notifier alongside the stage
+    # engine, so a delayed reminder can go out before the later stage change reaches it
+    # (docs/dev-stack.md, "The examples").
+    assert len(list((tmp_path / "dev" / "mail").glob("*.eml"))) >= 7
