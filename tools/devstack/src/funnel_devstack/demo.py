@@ -18,7 +18,7 @@ from typing import Any
 
 from funnel_devstack.settings import DEV_WRITE_KEY, DevSettings
 
-__all__ = ["demo_batch", "run_demo"]
+__all__ = ["demo_batch", "post_batch", "run_demo"]
 
 
 def demo_batch(run: str, now: datetime) -> list[dict[str, Any]]:
@@ -47,7 +47,7 @@ def run_demo(settings: DevSettings, *, timeout_s: float = 60.0) -> int:
     batch = demo_batch(run, datetime.now(UTC))
     try:
         before = _reached(engine)
-        answer = _post(f"{ingest}/v1/batch", {"batch": batch})
+        answer = post_batch(f"{ingest}/v1/batch", {"batch": batch}, write_key=DEV_WRITE_KEY)
     except (urllib.error.URLError, OSError) as exc:
         print(f"funnel-dev demo: is `make dev` running? ({exc})")
         return 1
@@ -72,8 +72,9 @@ def _reached(engine: str) -> list[int]:
     return [stage["reached"] for stage in report["stages"]]
 
 
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    auth = base64.b64encode(f"{DEV_WRITE_KEY}:".encode()).decode()
+def post_batch(url: str, body: dict[str, Any], *, write_key: str) -> dict[str, Any]:
+    """POST ``body`` to ingest with ``write_key``; its JSON answer."""
+    auth = base64.b64encode(f"{write_key}:".encode()).decode()
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),

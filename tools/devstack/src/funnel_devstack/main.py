@@ -6,7 +6,9 @@ database, then runs the three services with prefixed logs until Ctrl-C or
 SIGTERM, and stops everything it started.
 
 ``funnel-dev psql`` opens a psql shell on the dev database; ``funnel-dev demo``
-sends scripted customer journeys to a running dev stack and prints the funnel page.
+sends scripted customer journeys to a running dev stack and prints the funnel page;
+``funnel-dev demo <example>`` runs the dev stack with one of ``examples/`` and plays
+its journey.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from funnel_devstack.broker import EMBEDDED_BROKER_ENV, EmbeddedBroker
 from funnel_devstack.demo import run_demo
+from funnel_devstack.example_demo import example_environment, kafka_task_topics, play_example
+from funnel_devstack.journeys import find_examples, load_example
 from funnel_devstack.mailsink import MailSink
 from funnel_devstack.postgres import POSTGRES_BIN_PATH, EmbeddedPostgres
 from funnel_devstack.processes import die_with_parent, stop_process
@@ -46,16 +50,51 @@ class Shutdown(Exception):
 
 
 def main() -> None:
+    settings = DevSettings()
+    if sys.argv[1:2] == ["demo"]:
+        sys.exit(demo(settings, sys.argv[2:]))
     parser = argparse.ArgumentParser(prog="funnel-dev", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", choices=["up", "psql", "demo"], default="up")
     args, psql_args = parser.parse_known_args()
-    settings = DevSettings()
-    if args.command == "demo":
-        sys.exit(run_demo(settings))
     if args.command == "psql":
         dsn = os.environ.get("DATABASE_URL") or _embedded_postgres(settings).dsn(settings.database)
         os.execv(str(POSTGRES_BIN_PATH / "psql"), ["psql", dsn, *psql_args])
     sys.exit(up(settings))
+
+
+def demo(settings: DevSettings, argv: list[str]) -> int:
+    """``funnel-dev demo [EXAMPLE] [--once]``."""
+    names = find_examples(settings.examples_dir)
+    listing = "\n".join(f"  {name}" for name in names) or f"  (none in {settings.examples_dir})"
+    parser = argparse.ArgumentParser(
+        prog="funnel-dev demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Without EXAMPLE: send scripted journeys to a running `make dev` (lifecycle funnel).\n"
+            "With EXAMPLE: start the dev stack with that example's funnels and follow-up rules,\n"
+            "play its journey, print the stage changes and follow-ups per contact, and keep\n"
+            "running until Ctrl-C (like `make dev`)."
+        ),
+        epilog=f"examples (in {settings.examples_dir}, FUNNEL_DEV_EXAMPLES_DIR):\n{listing}",
+    )
+    parser.add_argument("example", nargs="?", choices=names or None, metavar="EXAMPLE")
+    parser.add_argument(
+        "--once", action="store_true", help="stop everything once the journey has been shown"
+    )
+    args = parser.parse_args(argv)
+    if args.example is None:
+        return run_demo(settings)
+    example = load_example(settings.examples_dir / args.example)
+
+    def on_ready(urls: dict[str, str]) -> int | None:
+        play_example(example, urls=urls, write_key=DEV_WRITE_KEY)
+        if args.once:
+            return 0
+        print("\nCtrl-C stops everything.", flush=True)
+        return None
+
+    os.environ.update(example_environment(example))
+    return up(settings, extra_topics=kafka_task_topics(example.rules), on_ready=on_ready)
 
 
 def _embedded_postgres(settings: DevSettings) -> EmbeddedPostgres:
@@ -63,7 +102,15 @@ def _embedded_postgres(settings: DevSettings) -> EmbeddedPostgres:
     return EmbeddedPostgres(data_dir=data_dir, port=settings.postgres_port)
 
 
-def up(settings: DevSettings) -> int:
+def up(
+    settings: DevSettings,
+    *,
+    extra_topics: list[str] | None = None,
+    on_ready: Callable[[dict[str, str]], int | None] | None = None,
+) -> int:
+    """Run the stack until Ctrl-C. ``on_ready`` runs once every service is ready; an
+    exit code from it stops the stack with that code."""
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # One signal is enough: a second Ctrl-C must not interrupt the clean-up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -79,7 +126,8 @@ def up(settings: DevSettings) -> int:
         try:
             _start_backends(settings, data_dir, stack)
             _say("creating topics and migrating the database")
-            asyncio.run(ensure_topics(KafkaSettings(), TopicSettings().all()))
+            topics = [*TopicSettings().all(), *(extra_topics or [])]
+            asyncio.run(ensure_topics(KafkaSettings(), topics))
             for service in ("funnel-notifier", "funnel-stage-engine"):
                 subprocess.run([str(Path(sys.executable).parent / service), "migrate"], check=True)
             specs = service_specs(
@@ -92,12 +140,17 @@ def up(settings: DevSettings) -> int:
             )
             processes = [_spawn(spec, stack) for spec in specs]
             wait_until_ready(specs, processes)
-            _banner(specs, data_dir)
+            if on_ready is None:
+                _banner(specs, data_dir)
+            else:
+                code = on_ready({spec.name: spec.url for spec in specs})
+                if code is not None:
+                    return code
             return _watch(specs, processes)
         except Shutdown:
             _say("stopping")
             return 0
-        except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+        except (RuntimeError, TimeoutError, OSError, subprocess.CalledProcessError) as exc:
             _say(f"failed: {exc}; stopping")
             return 1
         finally:

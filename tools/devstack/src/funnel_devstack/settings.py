@@ -20,6 +20,10 @@ class DevSettings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".funnel-dev"), description="PostgreSQL data, service data and logs."
     )
+    examples_dir: Path = Field(
+        default=Path("examples"),
+        description="Where `funnel-dev demo <name>` finds the examples (one directory each).",
+    )
     broker_port: int = Field(default=9092, description="The embedded broker (Tansu).")
     postgres_port: int = Field(default=55432, description="The embedded PostgreSQL.")
     database: str = Field(default="funnel", description="Database the services use.")
