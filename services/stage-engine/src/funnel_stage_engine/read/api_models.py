@@ -44,6 +44,12 @@ class HistoryEntry(CamelModel):
     rule_id: str
     cause_message_id: str
     cause_kind: str
+    cause_event_type: str | None = Field(
+        default=None, description="For causeKind 'event': the event's type (track, page, ...)."
+    )
+    cause_event_name: str | None = Field(
+        default=None, description="A track's event or a page's or screen's name."
+    )
     event_time: datetime
     processed_at: datetime
     funnel_version: str
@@ -98,6 +104,8 @@ class BlockedView(CamelModel):
     attempted_stage: str
     rule_id: str
     cause_message_id: str
+    cause_event_type: str | None = None
+    cause_event_name: str | None = None
     event_time: datetime
     processed_at: datetime
     funnel_version: str
