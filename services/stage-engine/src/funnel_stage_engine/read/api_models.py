@@ -94,12 +94,14 @@ class MergeView(CamelModel):
     merged_furthest_stage: str
     cause_message_id: str
     event_time: datetime
+    processed_at: datetime
 
 
 class BlockedView(CamelModel):
     """A refused skip (strict funnels): the contact stayed where it was."""
 
     id: str
+    funnel: str
     current_stage: str | None
     attempted_stage: str
     rule_id: str
