@@ -132,7 +132,7 @@ async def test_the_contact_page_stage_lists_and_search_in_the_browser(served: Se
             # The search box, on every page, opens the contact's page.
             await page.goto(served.url + "/funnels/journey", wait_until="load")
             await page.fill("form.search input[name=id]", data.me)
-            await page.click("form.search button[type=submit]")
+            await page.click("form.search input[type=submit]")
             await page.wait_for_url(_contact_url(served.url, data.me))
             assert await page.locator("h1.contact-id").inner_text() == data.me
 
@@ -213,7 +213,7 @@ async def test_the_contact_page_stage_lists_and_search_in_the_browser(served: Se
 
             # A markup id is text, on its page and in the search box's round trip.
             await page.fill("form.search input[name=id]", data.hostile)
-            await page.click("form.search button[type=submit]")
+            await page.click("form.search input[type=submit]")
             await page.wait_for_url(_contact_url(served.url, data.hostile))
             assert await page.locator("h1.contact-id").inner_text() == data.hostile
             assert await page.locator("main script").count() == 0
