@@ -116,6 +116,8 @@ def test_a_stage_change_says_why_and_when() -> None:
         "cause_kind": "event",
         "cause_source": "web",
         "cause_source_kind": "browser",
+        "cause_event_type": "track",
+        "cause_event_name": "Silver",
         "event_time": T0,
         "processed_at": processed_at,
         "explanation": None,  # Not a counted or summed rule.

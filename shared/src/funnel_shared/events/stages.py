@@ -99,6 +99,17 @@ class StageChanged(Wire):
             " and in records from before this field)."
         ),
     )
+    cause_event_type: str | None = Field(
+        default=None,
+        description=(
+            "For causeKind 'event': the event's type (track, page, identify, ...); None"
+            " otherwise, and in records from before this field."
+        ),
+    )
+    cause_event_name: str | None = Field(
+        default=None,
+        description="For causeKind 'event': a track's event or a page's or screen's name.",
+    )
     event_time: AwareDatetime = Field(
         description="Event time of the cause (for a stall: the deadline that passed)."
     )
@@ -135,6 +146,12 @@ class StageBlocked(Wire):
     attempted_stage: str
     rule_id: str
     cause_message_id: str
+    cause_event_type: str | None = Field(
+        default=None, description="The refused event's type (None in records before this field)."
+    )
+    cause_event_name: str | None = Field(
+        default=None, description="A track's event or a page's or screen's name."
+    )
     event_time: AwareDatetime
     processed_at: AwareDatetime
 

@@ -136,6 +136,7 @@ def _move(
         cause_id=event.message_id,
         cause_kind="event",
         cause_source=(event.source, event.source_kind),
+        cause_event=_event_label(event),
         event_time=event.timestamp,
         processed_at=processed_at,
         traits=state.traits,
@@ -197,9 +198,17 @@ def _blocked(
         attempted_stage=rule.to,
         rule_id=rule.id,
         cause_message_id=event.message_id,
+        cause_event_type=event.type,
+        cause_event_name=_event_label(event)[1],
         event_time=event.timestamp,
         processed_at=processed_at,
     )
+
+
+def _event_label(event: ContactEvent) -> tuple[str, str | None]:
+    """An event's type and name (a track's event, a page's or screen's name), as a stage
+    change or a refused skip names its cause."""
+    return event.type, event.event if event.type == "track" else event.name
 
 
 def stage_changed(
@@ -216,6 +225,7 @@ def stage_changed(
     traits: Mapping[str, Any],
     cause_source: tuple[str, SourceKind] | None = None,
     explanation: Explanation | None = None,
+    cause_event: tuple[str, str | None] | None = None,
 ) -> StageChanged:
     """The one way to build a ``StageChanged``: the contact is now at ``position``.
 
@@ -241,6 +251,8 @@ def stage_changed(
         cause_kind=cause_kind,
         cause_source=cause_source[0] if cause_source else None,
         cause_source_kind=cause_source[1] if cause_source else None,
+        cause_event_type=cause_event[0] if cause_event else None,
+        cause_event_name=cause_event[1] if cause_event else None,
         event_time=event_time,
         processed_at=processed_at,
         traits=dict(traits),

@@ -44,6 +44,12 @@ class HistoryEntry(CamelModel):
     rule_id: str
     cause_message_id: str
     cause_kind: str
+    cause_event_type: str | None = Field(
+        default=None, description="For causeKind 'event': the event's type (track, page, ...)."
+    )
+    cause_event_name: str | None = Field(
+        default=None, description="A track's event or a page's or screen's name."
+    )
     event_time: datetime
     processed_at: datetime
     funnel_version: str
@@ -88,16 +94,20 @@ class MergeView(CamelModel):
     merged_furthest_stage: str
     cause_message_id: str
     event_time: datetime
+    processed_at: datetime
 
 
 class BlockedView(CamelModel):
     """A refused skip (strict funnels): the contact stayed where it was."""
 
     id: str
+    funnel: str
     current_stage: str | None
     attempted_stage: str
     rule_id: str
     cause_message_id: str
+    cause_event_type: str | None = None
+    cause_event_name: str | None = None
     event_time: datetime
     processed_at: datetime
     funnel_version: str

@@ -1,12 +1,14 @@
 """Server-rendered HTML: an index of funnels and one page per funnel with its SVG chart.
 
-No JavaScript: the time range is a GET form with two date inputs.
+No JavaScript: the time range is a GET form with two date inputs. The contact and
+stage pages are in ``contact_pages.py``; both use the templates defined here.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -17,18 +19,27 @@ from funnel_stage_engine.read.api import FunnelDep, Pool, funnel_report
 from funnel_stage_engine.read.chart import funnel_chart
 from funnel_stage_engine.read.report import duration, percent
 
-__all__ = ["day_range", "pages_router"]
+__all__ = ["contact_href", "day_range", "pages_router", "templates"]
 
 pages_router = APIRouter(include_in_schema=False)
 
-_templates = Environment(
+templates = Environment(
     loader=PackageLoader("funnel_stage_engine.read", "templates"),
     autoescape=select_autoescape(["html", "svg"]),
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_templates.filters["percent"] = percent
-_templates.filters["duration"] = duration
+templates.filters["percent"] = percent
+templates.filters["duration"] = duration
+
+
+def contact_href(contact_id: str) -> str:
+    """A link to a contact's page. The id goes in the query string: any id is safe there,
+    while a path would let ``..`` or ``/`` in an id change which page it names."""
+    return "/contacts?" + urlencode({"id": contact_id})
+
+
+templates.filters["contact_href"] = contact_href
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -54,7 +65,7 @@ def day_range(since: date | None, until: date | None) -> tuple[datetime | None, 
 @pages_router.get("/", response_class=HTMLResponse)
 async def index(request: Request) -> HTMLResponse:
     funnels = request.app.state.web.funnels.values()
-    return HTMLResponse(_templates.get_template("index.html").render(funnels=funnels))
+    return HTMLResponse(templates.get_template("index.html").render(funnels=funnels))
 
 
 @pages_router.get("/funnels/{name}", response_class=HTMLResponse)
@@ -65,7 +76,7 @@ async def funnel_page(
         raise HTTPException(422, "until is before since")
     start, end = day_range(since, until)
     report = await funnel_report(pool, funnel, since=start, until=end)
-    page = _templates.get_template("funnel.html").render(
+    page = templates.get_template("funnel.html").render(
         funnel=funnel,
         report=report,
         chart=funnel_chart(report),

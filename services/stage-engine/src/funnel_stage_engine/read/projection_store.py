@@ -114,8 +114,9 @@ _STAGE_CHANGED = """
     WITH inserted AS (
         INSERT INTO stage_history
             (id, funnel, funnel_version, contact_id, from_stage, to_stage, furthest_stage,
-             rule_id, cause_message_id, cause_kind, event_time, processed_at, explanation)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14::jsonb)
+             rule_id, cause_message_id, cause_kind, event_time, processed_at, explanation,
+             cause_event_type, cause_event_name)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14::jsonb, $15, $16)
         ON CONFLICT (id) DO NOTHING
         RETURNING seq
     )
@@ -155,6 +156,8 @@ def _change_args(change: AnyStageOutput) -> tuple[object, ...]:
         change.processed_at,
         json.dumps(change.traits),
         None if change.explanation is None else change.explanation.model_dump_json(),
+        change.cause_event_type,
+        change.cause_event_name,
     )
 
 
@@ -163,8 +166,9 @@ async def _stage_blocked(connection: asyncpg.Connection, blocked: StageBlocked) 
         """
         INSERT INTO stage_blocks
             (id, funnel, funnel_version, contact_id, current_stage, attempted_stage,
-             rule_id, cause_message_id, event_time, processed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             rule_id, cause_message_id, event_time, processed_at, cause_event_type,
+             cause_event_name)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (id) DO NOTHING
         """,
         blocked.id,
@@ -177,6 +181,8 @@ async def _stage_blocked(connection: asyncpg.Connection, blocked: StageBlocked) 
         blocked.cause_message_id,
         blocked.event_time,
         blocked.processed_at,
+        blocked.cause_event_type,
+        blocked.cause_event_name,
     )
     return 1 if status == "INSERT 0 1" else 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import asyncpg
 
 from funnel_stage_engine.read.report import StageCounts
 
-__all__ = ["contact_rows", "stage_counts"]
+__all__ = ["HereNow", "contact_rows", "contacts_here_now", "stage_counts"]
 
 
 async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -81,12 +82,62 @@ LEFT JOIN firsts n ON n.contact_id = r.contact_id AND n.idx = r.idx + 1
 GROUP BY r.idx
 """
 
-_CURRENT = """
+# "Here now" in a stage: its current stage, not merged away. The report's counts and the
+# stage page's list both use this condition, so they agree.
+_HERE_NOW = "funnel = $1 AND merged_into IS NULL"
+
+_CURRENT = f"""
 SELECT current_stage,
        count(*) FILTER (WHERE stalled_at IS NULL) AS in_progress,
        count(*) FILTER (WHERE stalled_at IS NOT NULL) AS stalled
-FROM contact_stages WHERE funnel = $1 AND merged_into IS NULL GROUP BY current_stage
+FROM contact_stages WHERE {_HERE_NOW} GROUP BY current_stage
 """
+
+# Newest stay first, a page at a time by keyset (index contact_stages_here_now).
+_HERE_NOW_FIRST = f"""
+SELECT contact_id, entered_at, stalled_at, furthest_stage FROM contact_stages
+WHERE {_HERE_NOW} AND current_stage = $2
+ORDER BY entered_at DESC, contact_id DESC LIMIT $3
+"""
+_HERE_NOW_AFTER = f"""
+SELECT contact_id, entered_at, stalled_at, furthest_stage FROM contact_stages
+WHERE {_HERE_NOW} AND current_stage = $2 AND (entered_at, contact_id) < ($4, $5)
+ORDER BY entered_at DESC, contact_id DESC LIMIT $3
+"""
+_HERE_NOW_COUNT = f"SELECT count(*) FROM contact_stages WHERE {_HERE_NOW} AND current_stage = $2"
+
+
+@dataclass(frozen=True)
+class HereNow:
+    """One page of the contacts in a stage now, and how many there are in all."""
+
+    total: int
+    contacts: list[dict[str, Any]]  # contact_id, entered_at, stalled_at, furthest_stage
+    # The keyset of the next page (entered_at, contact_id of this page's last); None: last page.
+    next_after: tuple[datetime, str] | None
+
+
+async def contacts_here_now(
+    pool: asyncpg.Pool,
+    *,
+    funnel: str,
+    stage: str,
+    size: int,
+    after: tuple[datetime, str] | None = None,
+) -> HereNow:
+    """The contacts whose current stage is ``stage``, newest stay first, ``size`` at a time."""
+    async with pool.acquire() as connection:
+        if after is None:
+            rows = await connection.fetch(_HERE_NOW_FIRST, funnel, stage, size + 1)
+        else:
+            rows = await connection.fetch(_HERE_NOW_AFTER, funnel, stage, size + 1, *after)
+        total = await connection.fetchval(_HERE_NOW_COUNT, funnel, stage)
+    contacts = [dict(row) for row in rows[:size]]
+    more = len(rows) > size
+    last = contacts[-1] if contacts else None
+    next_after = (last["entered_at"], last["contact_id"]) if more and last else None
+    return HereNow(total=int(total), contacts=contacts, next_after=next_after)
+
 
 _BLOCKED = """
 SELECT current_stage, count(*) AS blocked FROM stage_blocks

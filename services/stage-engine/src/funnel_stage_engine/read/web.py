@@ -2,7 +2,8 @@
 
 Operations: ``/healthz``, ``/readyz`` and ``/metrics``, from the shared
 ``funnel_shared.operations.operations_router``. The read API and the
-funnel pages come from ``api.py`` and ``pages.py``. Faust's own aiohttp server
+funnel, stage and contact pages come from ``api.py``, ``pages.py`` and
+``contact_pages.py``. Faust's own aiohttp server
 is replaced (``faust.contrib.asgi.serve_asgi``), so one HTTP stack serves all.
 """
 
@@ -22,6 +23,7 @@ from funnel_shared.operations import operations_router
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.api import api_router
+from funnel_stage_engine.read.contact_pages import contact_pages_router
 from funnel_stage_engine.read.pages import pages_router
 from funnel_stage_engine.read.projection import Projection
 
@@ -76,6 +78,7 @@ def create_web_app(
     )
     app.include_router(api_router, dependencies=access.api())
     app.include_router(pages_router, dependencies=access.pages())
+    app.include_router(contact_pages_router, dependencies=access.pages())
     return app
 
 
