@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class RunningSystem:
     bootstrap_servers: str
     logs: Path
     topics: dict[str, str]  # TOPIC_* -> this system's topic
+    # Starts the services run_system was told to defer, and waits until they are ready.
+    start_deferred: Callable[[], None] = field(default=lambda: None)
 
 
 def _log_tail(logs: Path) -> str:
@@ -79,9 +81,14 @@ def run_system(
     tmp_path: Path,
     *,
     write_keys: dict[str, Any] | None = None,
+    deferred: Collection[str] = (),
     **env: str,
 ) -> Iterator[RunningSystem]:
-    """Start the three services (``env`` adds settings), yield them, stop them."""
+    """Start the three services (``env`` adds settings), yield them, stop them.
+
+    The services named in ``deferred`` start only when the test calls
+    ``start_deferred`` (e.g. the notifier once the stage changes it should find are on
+    Kafka)."""
     suffix = uuid.uuid4().hex[:12]
     base_env = {
         **kafka_env,
@@ -102,18 +109,25 @@ def run_system(
     )
     logs = tmp_path / "logs"
     logs.mkdir()
-    processes = [_start(spec, logs) for spec in specs]
-    try:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(group: list[ServiceSpec]) -> None:
+        started = [_start(spec, logs) for spec in group]
+        processes.extend(started)
         try:
-            wait_until_ready(specs, processes, timeout_s=120)
+            wait_until_ready(group, started, timeout_s=120)
         except (RuntimeError, TimeoutError) as exc:
             pytest.fail(f"{exc}\n{_log_tail(logs)}")
+
+    try:
+        start([spec for spec in specs if spec.name not in deferred])
         yield RunningSystem(
             urls={spec.name: spec.url for spec in specs},
             database_url=database_url,
             bootstrap_servers=kafka_env["KAFKA_BOOTSTRAP_SERVERS"],
             logs=logs,
             topics=topic_env,
+            start_deferred=lambda: start([spec for spec in specs if spec.name in deferred]),
         )
     finally:
         for process in processes:

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from funnel_shared.kafka import AiokafkaPublisher, consumer_kwargs, producer_kwargs
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
@@ -31,6 +31,8 @@ from funnel_notifier.settings import NotifierSettings
 __all__ = ["Runtime", "rules_dir", "smtp_config"]
 
 log = logging.getLogger("funnel.notifier")
+
+_CATCH_UP_POLL_S = 0.2  # How often start-up asks for the committed offsets.
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -69,6 +71,7 @@ class Runtime:
     _exit: contextlib.AsyncExitStack = field(
         default_factory=contextlib.AsyncExitStack, init=False, repr=False
     )
+    _dispatching: bool = field(default=False, init=False, repr=False)
 
     async def start(self) -> None:
         """Connect and start the loops. If it fails half-way, ``stop`` still closes what
@@ -129,8 +132,48 @@ class Runtime:
         )
         consuming = self._run(self.worker.run(), name="stage-change-consumer")
         self._exit.push_async_callback(_cancel, consuming)
-        dispatching = self._run(self.dispatcher.run(), name="dispatcher")
+        dispatching = self._run(self._dispatch_after_catch_up(), name="dispatcher")
         self._exit.push_async_callback(self._stop_dispatcher, dispatching)
+
+    async def _dispatch_after_catch_up(self) -> None:
+        """Run the dispatcher once the stage changes already on Kafka at start-up are
+        stored (bounded by ``startup_catch_up_max_s``).
+
+        After a restart or an outage the backlog may hold a contact's later stage change;
+        a follow-up it cancels (``unless: moved_on``) must not go out just because the
+        dispatcher claimed it before the consumer got that far."""
+        limit_s = self.settings.startup_catch_up_max_s
+        if limit_s > 0:
+            try:
+                await asyncio.wait_for(self._backlog_stored(), limit_s)
+            except TimeoutError:
+                log.warning(
+                    "the stage-change backlog was not stored within %gs; dispatching anyway",
+                    limit_s,
+                )
+            except Exception as exc:  # The broker's answer is a hint, never a reason to stop.
+                log.warning("could not measure the backlog (%r); dispatching anyway", exc)
+        self._dispatching = True
+        await self.dispatcher.run()
+
+    async def _backlog_stored(self) -> None:
+        """Return once the committed offset of each partition assigned at start-up has
+        reached the end offset it had then (the consumer commits only what it stored)."""
+        # Polled: the group join and the commits happen in the consumer's own loop.
+        partitions: list[TopicPartition] = []
+        while not partitions:
+            partitions = sorted(self.consumer.assignment())
+            if not partitions:
+                await asyncio.sleep(_CATCH_UP_POLL_S)
+        ends = await self.consumer.end_offsets(partitions)
+        for tp in partitions:
+            stored = False
+            while not stored:
+                stored = ((await self.consumer.committed(tp)) or 0) >= ends[tp]
+                if not stored:
+                    await asyncio.sleep(_CATCH_UP_POLL_S)
+        backlog = ", ".join(f"{tp.partition}:{ends[tp]}" for tp in partitions)
+        log.info("stage-change backlog stored (end offsets %s); dispatching", backlog)
 
     def _run(self, loop: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(loop, name=name)
@@ -143,6 +186,9 @@ class Runtime:
 
     async def _stop_dispatcher(self, task: asyncio.Task[None]) -> None:
         """Let the attempts in flight finish (and be recorded) before anything closes."""
+        if not self._dispatching:  # Still waiting for the backlog: nothing in flight.
+            await _cancel(task)
+            return
         self.dispatcher.request_stop()
         await asyncio.wait([task], timeout=self.settings.attempt_timeout_s + 5)
         await _cancel(task)

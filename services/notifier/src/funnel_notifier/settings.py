@@ -59,6 +59,15 @@ class NotifierSettings(BaseSettings):
     batch_size: int = Field(
         default=20, ge=1, description="Follow-ups one dispatcher takes at once."
     )
+    startup_catch_up_max_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "At start-up the dispatcher waits until the backlog of stage changes that was on"
+            " Kafka has been stored (so a later change can still cancel a follow-up), at"
+            " most this long. 0: no wait."
+        ),
+    )
     attempt_timeout_s: float = Field(
         default=10.0,
         gt=0,

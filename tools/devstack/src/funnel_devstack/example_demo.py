@@ -1,9 +1,13 @@
 """``funnel-dev demo <name>``: play an example's journey on the dev stack and say what it did.
 
 The dev stack runs with the example's funnels (``STAGE_ENGINE_FUNNELS_DIR``) and
-follow-up rules (``NOTIFIER_RULES_DIR``); once it is ready, the journey goes in
-through ingest as one batch, and this module waits until the contacts' stage
-histories and follow-ups stop changing, then prints them with the URLs to look at.
+follow-up rules (``NOTIFIER_RULES_DIR``), at first without the notifier. The journey
+goes in through ingest as one batch; once the stage engine has handled every event
+(no consumer lag) and the contacts' stage histories stop changing, the notifier starts.
+It stores that backlog before its dispatcher starts, so a step that a later stage change
+cancels (``unless: moved_on``) is cancelled on every run, although the journey's
+follow-ups are all due at once. Then this module waits until the follow-ups stop
+changing and prints everything with the URLs to look at.
 """
 
 from __future__ import annotations
@@ -58,10 +62,12 @@ def play_example(
     urls: dict[str, str],
     write_key: str,
     headers: dict[str, str] | None = None,
+    start_notifier: Callable[[], None] = lambda: None,
     timeout_s: float = 90.0,
     say: Callable[[str], None] = print,
 ) -> str:
-    """Send the journey, wait for the system to settle, print what happened; the run id."""
+    """Send the journey, wait for the stage engine to settle, start the notifier, wait for
+    the follow-ups to settle, print what happened; the run id."""
     run = uuid.uuid4().hex[:6]
     batch = journey_batch(example.journey, run=run, now=datetime.now(UTC))
     answer = post_batch(f"{urls['ingest']}/v1/batch", {"batch": batch}, write_key=write_key)
@@ -70,6 +76,8 @@ def play_example(
         f"\n{example.name}: sent {answer.get('accepted')} events for {len(contacts)} contacts"
         f" ({', '.join(contacts)})"
     )
+    _stages_settled(urls["stage-engine"], list(contacts), headers or {}, timeout_s)
+    start_notifier()
     views = _settled(urls, list(contacts), headers or {}, timeout_s)
     say(f"{example.journey.description}\n")
     for contact, name in contacts.items():
@@ -110,6 +118,39 @@ def _settled(
         quiet = quiet + 1 if views == last and known and not pending else 0
         last = views
     return last
+
+
+def _stages_settled(
+    engine: str, contacts: list[str], headers: dict[str, str], timeout_s: float
+) -> None:
+    """Until the stage engine has committed every event it was sent (so published their
+    stage changes) and several polls in a row show the same stage histories."""
+    deadline = time.monotonic() + timeout_s
+    last: list[Any] = []
+    quiet = 0
+    while time.monotonic() < deadline and quiet < _QUIET_POLLS:
+        time.sleep(_POLL_S)
+        views = [
+            _get(f"{engine}/v1/contacts/{urllib.parse.quote(c, safe='')}", headers)
+            for c in contacts
+        ]
+        lag = _consumer_lag(engine, headers)
+        done = all(views) and lag is not None and lag == 0
+        quiet = quiet + 1 if views == last and done else 0
+        last = views
+
+
+def _consumer_lag(engine: str, headers: dict[str, str]) -> int | None:
+    """The stage engine's total lag on the contact events; None before it reports one."""
+    request = urllib.request.Request(f"{engine}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("funnel_stage_engine_consumer_lag{")
+    ]
+    return int(sum(values)) if values else None
 
 
 def _view(

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -86,15 +86,20 @@ def demo(settings: DevSettings, argv: list[str]) -> int:
         return run_demo(settings)
     example = load_example(settings.examples_dir / args.example)
 
-    def on_ready(urls: dict[str, str]) -> int | None:
-        play_example(example, urls=urls, write_key=DEV_WRITE_KEY)
+    def on_ready(urls: dict[str, str], start_notifier: Callable[[], None]) -> int | None:
+        play_example(example, urls=urls, write_key=DEV_WRITE_KEY, start_notifier=start_notifier)
         if args.once:
             return 0
         print("\nCtrl-C stops everything.", flush=True)
         return None
 
     os.environ.update(example_environment(example))
-    return up(settings, extra_topics=kafka_task_topics(example.rules), on_ready=on_ready)
+    return up(
+        settings,
+        extra_topics=kafka_task_topics(example.rules),
+        on_ready=on_ready,
+        deferred=("notifier",),
+    )
 
 
 def _embedded_postgres(settings: DevSettings) -> EmbeddedPostgres:
@@ -106,10 +111,14 @@ def up(
     settings: DevSettings,
     *,
     extra_topics: list[str] | None = None,
-    on_ready: Callable[[dict[str, str]], int | None] | None = None,
+    on_ready: Callable[[dict[str, str], Callable[[], None]], int | None] | None = None,
+    deferred: Collection[str] = (),
 ) -> int:
     """Run the stack until Ctrl-C. ``on_ready`` runs once every service is ready; an
-    exit code from it stops the stack with that code."""
+    exit code from it stops the stack with that code.
+
+    The services named in ``deferred`` start only when ``on_ready`` calls the function it
+    is given (which returns once they are ready)."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # One signal is enough: a second Ctrl-C must not interrupt the clean-up.
@@ -138,15 +147,27 @@ def up(
                 data_dir=data_dir,
                 write_keys={DEV_SOURCE: DEV_WRITE_KEY},
             )
-            processes = [_spawn(spec, stack) for spec in specs]
-            wait_until_ready(specs, processes)
+            running: list[ServiceSpec] = []
+            processes: list[subprocess.Popen[bytes]] = []
+
+            def start(group: list[ServiceSpec]) -> None:
+                started = [_spawn(spec, stack) for spec in group]
+                running.extend(group)
+                processes.extend(started)
+                wait_until_ready(group, started)
+
+            start([spec for spec in specs if spec.name not in deferred])
+            later = [spec for spec in specs if spec.name in deferred]
             if on_ready is None:
+                start(later)
                 _banner(specs, data_dir)
             else:
-                code = on_ready({spec.name: spec.url for spec in specs})
+                code = on_ready({spec.name: spec.url for spec in specs}, lambda: start(later))
                 if code is not None:
                     return code
-            return _watch(specs, processes)
+                if len(running) < len(specs):
+                    start(later)
+            return _watch(running, processes)
         except Shutdown:
             _say("stopping")
             return 0
