@@ -14,13 +14,8 @@ from funnel_notifier.consumer import StageChangeConsumer
 from funnel_notifier.main import migrate
 from funnel_notifier.postgres.intake import PostgresStageChangeStore
 from funnel_shared.events import RejectedRecord, StageChanged
-from funnel_shared.kafka import (
-    AiokafkaPublisher,
-    consumer_kwargs,
-    encode_model,
-    producer_kwargs,
-    publish,
-)
+from funnel_shared.kafka import AiokafkaPublisher, consumer_kwargs, encode_model, producer_kwargs
+from funnel_shared.publishing import publish
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from pydantic import SecretStr
 
