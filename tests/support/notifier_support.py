@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from funnel_notifier.domain.rules import builtin_rules_dir
 from funnel_shared.events import ContactMerged, StageChanged, StageStalled
 from funnel_shared.kafka import encode_model
@@ -211,12 +212,17 @@ def contact_merged(
 
 
 async def publish_change(
-    publisher: Publisher, topic: str, change: StageChanged | StageStalled | ContactMerged
+    publisher: Publisher,
+    topic: str,
+    change: StageChanged | StageStalled | ContactMerged,
+    *,
+    key: str | None = None,
 ) -> None:
-    """Publish a stage-engine record as the stage engine does (``ce_type`` from its kind)."""
+    """Publish a stage-engine record as the stage engine does (``ce_type`` from its kind),
+    keyed by its contact unless ``key`` says otherwise."""
     record = encode_model(
         change,
-        key=change.contact_id,
+        key=change.contact_id if key is None else key,
         event_id=change.id,
         event_type=f"funnel.{change.kind}",
         source="/test",
@@ -254,3 +260,22 @@ def write_rules(directory: Path, text: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "rules.yaml").write_text(text)
     shutil.copytree(builtin_rules_dir() / "templates", directory / "templates", dirs_exist_ok=True)
+
+
+def contacts_on_one_partition(count: int, partitions: int, *, first: str) -> list[str]:
+    """``count`` new contact ids that the producer's default partitioner (murmur2 of the
+    key) puts on the same partition as ``first``: records keyed by them are read in order,
+    one partition, behind whatever ``first`` sent."""
+    partitioner = DefaultPartitioner()
+    numbers = list(range(partitions))
+
+    def partition(key: str) -> int:
+        return int(partitioner(key.encode(), numbers, numbers))
+
+    target = partition(first)
+    contacts: list[str] = []
+    while len(contacts) < count:
+        contact = f"c-{uuid.uuid4().hex}"
+        if partition(contact) == target:
+            contacts.append(contact)
+    return contacts
