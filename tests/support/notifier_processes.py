@@ -16,7 +16,7 @@ from pathlib import Path
 from funnel_devstack.processes import die_with_parent, free_port, stop_process
 
 from tests.conftest import migrated_copy, unique
-from tests.support.notifier_support import write_rules
+from tests.support.notifier_support import WebhookReceiver, write_rules
 
 NOTIFIER = str(Path(sys.executable).parent / "funnel-notifier")
 
@@ -60,6 +60,11 @@ async def notifier_environment(
         "NOTIFIER_CLAIM_GRACE_S": "1",
         **settings,
     }
+
+
+def with_hook(env: dict[str, str], receiver: WebhookReceiver) -> dict[str, str]:
+    """``env`` with HOOK_URL and HOOK_SECRET set for ``receiver`` (what the rules' webhooks use)."""
+    return {**env, "HOOK_URL": receiver.url, "HOOK_SECRET": receiver.secret}
 
 
 class NotifierProcesses:
