@@ -17,21 +17,14 @@ from tests.support.notifier_support import (
     Reply,
     WebhookReceiver,
     eventually,
-    new_secret,
     publish_change,
     stage_change,
+    webhook_rules,
 )
 
 pytestmark = pytest.mark.e2e
 
-RULES = """
-funnel: hourglass
-rules:
-  - id: crm
-    trigger: entered
-    stage: closed
-    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-"""
+RULES = webhook_rules("hourglass", ("crm", "closed"))
 
 CONTACTS = 300
 RESTARTS = 5
@@ -49,7 +42,7 @@ async def test_three_replicas_one_restarting_store_each_follow_up_once_and_deliv
         stage_change(f"c-{uuid.uuid4().hex}", funnel="hourglass", to_stage="closed")
         for _ in range(CONTACTS)
     ]
-    with WebhookReceiver(new_secret(), default=Reply(delay_s=0.01)) as receiver:
+    with WebhookReceiver(default=Reply(delay_s=0.01)) as receiver:
         env = with_hook(env, receiver)
         steady = await asyncio.gather(processes.start(env, "one"), processes.start(env, "two"))
         restarted = await processes.start(env, "three-0")

@@ -21,24 +21,13 @@ from tests.support.notifier_support import (
     eventually,
     publish_change,
     stage_change,
+    webhook_rules,
 )
 
 pytestmark = pytest.mark.integration
 
 # Every contact entering lead gets a webhook now and another in 30 days.
-RULES = """
-funnel: lifecycle
-rules:
-  - id: hook.lead
-    trigger: entered
-    stage: lead
-    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-  - id: hook.lead.later
-    trigger: entered
-    stage: lead
-    after: 30d
-    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-"""
+RULES = webhook_rules("lifecycle", ("hook.lead", "lead"), ("hook.lead.later", "lead", "30d"))
 
 LATER_CONTACTS = 12
 
