@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ class Runtime:
         self.pool = await asyncpg.create_pool(
             self.database.dsn, min_size=1, max_size=10, reset=_keep_session
         )
-        self._exit.push_async_callback(self.pool.close)
+        self._exit.push_async_callback(_close_pool, self.pool)
         # One pooled client for every webhook; a dispatcher has at most batch_size
         # attempts in flight, so none waits for a free connection.
         self.http = aiohttp.ClientSession(
@@ -89,7 +89,8 @@ class Runtime:
         )
         self._exit.push_async_callback(self.http.close)
         self.producer = AIOKafkaProducer(**producer_kwargs(self.kafka, client_id="notifier"))
-        self._exit.push_async_callback(self.producer.stop)  # Also after a failed start.
+        # Also after a failed start.
+        self._exit.push_async_callback(_bounded, self.producer.stop, "the producer")
         await self.producer.start()
         publisher = AiokafkaPublisher(self.producer)
         self.active: ActiveRules = resolve_rules(
@@ -130,7 +131,7 @@ class Runtime:
         )
         # The listener commits what is stored when a rebalance takes partitions away.
         self.consumer.subscribe([self.topics.stage_changed], listener=self.worker.listener)
-        self._exit.push_async_callback(self.consumer.stop)
+        self._exit.push_async_callback(_bounded, self.consumer.stop, "the consumer")
         await self.consumer.start()
         consuming = self._run(self.worker.run(), name="stage-change-consumer")
         self._exit.push_async_callback(_cancel, consuming)
@@ -217,7 +218,33 @@ class Runtime:
         return None
 
 
+# Every step of a stop is bounded: a stop that hangs (a SIGTERM that never ends the
+# process) is worse than one that leaves a connection to be dropped by the server.
+_STOP_STEP_S = 15.0
+
+
+async def _bounded(step: Callable[[], Awaitable[Any]], what: str) -> None:
+    try:
+        await asyncio.wait_for(step(), _STOP_STEP_S)
+    except TimeoutError:
+        log.warning("stopping %s took over %gs; going on without it", what, _STOP_STEP_S)
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    """asyncpg's close waits for every connection to be released, without a bound (its
+    docs advise a timeout); past it, the connections are terminated."""
+    try:
+        await asyncio.wait_for(pool.close(), _STOP_STEP_S)
+    except TimeoutError:
+        log.warning("closing the database pool took over %gs; terminating it", _STOP_STEP_S)
+        pool.terminate()
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    try:
+        await asyncio.wait_for(task, _STOP_STEP_S)
+    except asyncio.CancelledError:
+        pass
+    except TimeoutError:
+        log.warning("task %s did not stop within %gs", task.get_name(), _STOP_STEP_S)
