@@ -29,6 +29,20 @@ from funnel_shared.kafka import encode_model
 from funnel_shared.publishing import OutboundRecord, Publisher, publish
 from standardwebhooks import Webhook, WebhookVerificationError
 
+# The built-in welcome mail as a rule file: the lead's e-mail trait is the recipient.
+EMAIL_RULES = """
+funnel: lifecycle
+rules:
+  - id: welcome
+    trigger: entered
+    stage: lead
+    action:
+      type: email
+      template: welcome
+      to: "{{ traits.email }}"
+      from: "Funnel <hello@funnel.example>"
+"""
+
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(24)).decode()

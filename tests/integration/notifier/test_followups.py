@@ -17,22 +17,15 @@ from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.integration.conftest import StartNotifier
 from tests.support.kafka_reader import read_records
-from tests.support.notifier_support import eventually, publish_change, publish_raw, stage_change
+from tests.support.notifier_support import (
+    EMAIL_RULES,
+    eventually,
+    publish_change,
+    publish_raw,
+    stage_change,
+)
 
 pytestmark = pytest.mark.integration
-
-EMAIL_RULES = """
-funnel: lifecycle
-rules:
-  - id: welcome
-    trigger: entered
-    stage: lead
-    action:
-      type: email
-      template: welcome
-      to: "{{ traits.email }}"
-      from: "Funnel <hello@funnel.example>"
-"""
 
 NUDGE_RULES = """
 funnel: lifecycle

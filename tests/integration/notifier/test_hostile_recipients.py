@@ -16,22 +16,9 @@ from funnel_shared.settings import TopicSettings
 
 from tests.integration.conftest import StartNotifier
 from tests.integration.notifier.conftest import StartHooked
-from tests.support.notifier_support import eventually, publish_change, stage_change
+from tests.support.notifier_support import EMAIL_RULES, eventually, publish_change, stage_change
 
 pytestmark = pytest.mark.integration
-
-EMAIL_RULES = """
-funnel: lifecycle
-rules:
-  - id: welcome
-    trigger: entered
-    stage: lead
-    action:
-      type: email
-      template: welcome
-      to: "{{ traits.email }}"
-      from: "Funnel <hello@funnel.example>"
-"""
 
 
 async def _followup(db: asyncpg.Pool, contact: str) -> asyncpg.Record | None:

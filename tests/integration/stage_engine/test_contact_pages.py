@@ -20,11 +20,11 @@ from funnel_devstack.processes import free_port
 from funnel_notifier.main import migrate as migrate_notifier
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from funnel_stage_engine.read.followups import contact_followups
-from playwright.async_api import ConsoleMessage, Page, async_playwright
+from playwright.async_api import Page
 from pydantic import SecretStr
 
 from tests.support.access import AUTH_HEADERS, TOKEN
-from tests.support.browser import CHROMIUM_ARGS, chromium_executable
+from tests.support.browser import signed_in_page
 from tests.support.contact_events import START
 from tests.support.contact_pages import PAGED, ContactPageSet, contact_page_set
 from tests.support.projection_helpers import projected, read_web_app, wait_until
@@ -111,114 +111,95 @@ async def _cells(page: Page, selector: str) -> list[list[str]]:
 
 
 async def test_the_contact_page_stage_lists_and_search_in_the_browser(served: Served) -> None:
-    data, problems = served.data, []
+    data = served.data
+    async with signed_in_page(TOKEN) as (page, problems):
+        # The search box, on every page, opens the contact's page.
+        await page.goto(served.url + "/funnels/journey", wait_until="load")
+        await page.fill("form.search input[name=id]", data.me)
+        await page.click("form.search input[type=submit]")
+        await page.wait_for_url(_contact_url(served.url, data.me))
+        assert await page.locator("h1.contact-id").inner_text() == data.me
 
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            problems.append(f"console {message.type}: {message.text}")
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium_executable(), args=CHROMIUM_ARGS, headless=True
+        timeline = await _cells(page, "#timeline tbody tr")
+        # (funnel, what, rule, cause, why) in event-time order.
+        assert [[row[2], row[3], row[4], row[5], row[7]] for row in timeline] == [
+            ["journey", "entered at visitor", "rule-visitor", "page Pricing", ""],
+            ["steps", "entered at signed_up", "rule-signed_up", "event", ""],
+            [
+                "journey",
+                "visitor → lead",
+                "rule-lead",
+                "track Order Completed",
+                "revenue totalled 1040.5 over all time (at least 1000)",
+            ],
+            [
+                "steps",
+                "refused skip to ordered (stays signed_up)",
+                "rule-ordered",
+                "track Order Completed",
+                "",
+            ],
+            ["journey", "stalled in lead after 2 d", "", "stall", ""],
+            [
+                "journey",
+                f"{data.anonymous} merged in (it was at visitor); now at lead · {data.anonymous}",
+                "",
+                "merge",
+                "",
+            ],
+        ]
+        kinds = await page.locator("#timeline tbody tr").evaluate_all(
+            "rows => rows.map(row => row.className)"
         )
-        try:
-            context = await browser.new_context(
-                http_credentials={"username": "me", "password": TOKEN}
-            )
-            page = await context.new_page()
-            page.on("console", on_console)
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        assert kinds == ["change", "change", "change", "blocked", "stall", "merge"]
+        # Event time and processing time of the first row; its messageId is shown.
+        assert timeline[0][0] == START.isoformat()
+        assert timeline[0][1] == (START + timedelta(seconds=1)).isoformat()
+        assert timeline[0][6]
 
-            # The search box, on every page, opens the contact's page.
-            await page.goto(served.url + "/funnels/journey", wait_until="load")
-            await page.fill("form.search input[name=id]", data.me)
-            await page.click("form.search input[type=submit]")
-            await page.wait_for_url(_contact_url(served.url, data.me))
-            assert await page.locator("h1.contact-id").inner_text() == data.me
+        followups = await _cells(page, "#followups tr.followup")
+        assert [[row[0], row[4]] for row in followups] == [
+            ["nudge-lead", "scheduled"],
+            ["welcome-mail", "sent"],
+        ]
 
-            timeline = await _cells(page, "#timeline tbody tr")
-            # (funnel, what, rule, cause, why) in event-time order.
-            assert [[row[2], row[3], row[4], row[5], row[7]] for row in timeline] == [
-                ["journey", "entered at visitor", "rule-visitor", "page Pricing", ""],
-                ["steps", "entered at signed_up", "rule-signed_up", "event", ""],
-                [
-                    "journey",
-                    "visitor → lead",
-                    "rule-lead",
-                    "track Order Completed",
-                    "revenue totalled 1040.5 over all time (at least 1000)",
-                ],
-                [
-                    "steps",
-                    "refused skip to ordered (stays signed_up)",
-                    "rule-ordered",
-                    "track Order Completed",
-                    "",
-                ],
-                ["journey", "stalled in lead after 2 d", "", "stall", ""],
-                [
-                    "journey",
-                    f"{data.anonymous} merged in (it was at visitor); now at lead"
-                    f" · {data.anonymous}",
-                    "",
-                    "merge",
-                    "",
-                ],
-            ]
-            kinds = await page.locator("#timeline tbody tr").evaluate_all(
-                "rows => rows.map(row => row.className)"
-            )
-            assert kinds == ["change", "change", "change", "blocked", "stall", "merge"]
-            # Event time and processing time of the first row; its messageId is shown.
-            assert timeline[0][0] == START.isoformat()
-            assert timeline[0][1] == (START + timedelta(seconds=1)).isoformat()
-            assert timeline[0][6]
+        # The merged anonymous contact's page says where it went, and links back.
+        await page.click(f"#timeline a:text-is('{data.anonymous}')")
+        await page.wait_for_url(_contact_url(served.url, data.anonymous))
+        await page.locator(f"main a:text-is('{data.me}')").first.click()
+        await page.wait_for_url(_contact_url(served.url, data.me))
 
-            followups = await _cells(page, "#followups tr.followup")
-            assert [[row[0], row[4]] for row in followups] == [
-                ["nudge-lead", "scheduled"],
-                ["welcome-mail", "sent"],
-            ]
+        # From the funnel page to a stage's list, newest first, three pages of three.
+        await page.goto(served.url + "/funnels/skip", wait_until="load")
+        here_now = page.locator("table tbody tr", has_text="prospect").locator("a.here-now")
+        assert await here_now.inner_text() == str(PAGED)
+        await here_now.click()
+        await page.wait_for_url(served.url + "/funnels/skip/stages/prospect")
+        assert await page.locator("#here-now-total").inner_text() == str(PAGED)
+        await page.goto(served.url + "/funnels/skip/stages/prospect?size=3")
+        listed: list[list[str]] = []
+        for _ in range(PAGED):  # Bounded: at most one page per contact.
+            listed.append(await page.locator("#here-now td.id").all_inner_texts())
+            if await page.locator("#next-page").count() == 0:
+                break
+            async with page.expect_navigation():
+                await page.click("#next-page")
+        assert listed == [
+            data.paged_newest_first[0:3],
+            data.paged_newest_first[3:6],
+            data.paged_newest_first[6:],
+        ]
+        # Each links to its contact's page.
+        await page.click(f"#here-now a:text-is('{data.paged_newest_first[-1]}')")
+        await page.wait_for_url(_contact_url(served.url, data.paged_newest_first[-1]))
+        assert await page.locator("h1.contact-id").inner_text() == data.paged_newest_first[-1]
 
-            # The merged anonymous contact's page says where it went, and links back.
-            await page.click(f"#timeline a:text-is('{data.anonymous}')")
-            await page.wait_for_url(_contact_url(served.url, data.anonymous))
-            await page.locator(f"main a:text-is('{data.me}')").first.click()
-            await page.wait_for_url(_contact_url(served.url, data.me))
-
-            # From the funnel page to a stage's list, newest first, three pages of three.
-            await page.goto(served.url + "/funnels/skip", wait_until="load")
-            here_now = page.locator("table tbody tr", has_text="prospect").locator("a.here-now")
-            assert await here_now.inner_text() == str(PAGED)
-            await here_now.click()
-            await page.wait_for_url(served.url + "/funnels/skip/stages/prospect")
-            assert await page.locator("#here-now-total").inner_text() == str(PAGED)
-            await page.goto(served.url + "/funnels/skip/stages/prospect?size=3")
-            listed: list[list[str]] = []
-            for _ in range(PAGED):  # Bounded: at most one page per contact.
-                listed.append(await page.locator("#here-now td.id").all_inner_texts())
-                if await page.locator("#next-page").count() == 0:
-                    break
-                async with page.expect_navigation():
-                    await page.click("#next-page")
-            assert listed == [
-                data.paged_newest_first[0:3],
-                data.paged_newest_first[3:6],
-                data.paged_newest_first[6:],
-            ]
-            # Each links to its contact's page.
-            await page.click(f"#here-now a:text-is('{data.paged_newest_first[-1]}')")
-            await page.wait_for_url(_contact_url(served.url, data.paged_newest_first[-1]))
-            assert await page.locator("h1.contact-id").inner_text() == data.paged_newest_first[-1]
-
-            # A markup id is text, on its page and in the search box's round trip.
-            await page.fill("form.search input[name=id]", data.hostile)
-            await page.click("form.search input[type=submit]")
-            await page.wait_for_url(_contact_url(served.url, data.hostile))
-            assert await page.locator("h1.contact-id").inner_text() == data.hostile
-            assert await page.locator("main script").count() == 0
-        finally:
-            await browser.close()
+        # A markup id is text, on its page and in the search box's round trip.
+        await page.fill("form.search input[name=id]", data.hostile)
+        await page.click("form.search input[type=submit]")
+        await page.wait_for_url(_contact_url(served.url, data.hostile))
+        assert await page.locator("h1.contact-id").inner_text() == data.hostile
+        assert await page.locator("main script").count() == 0
     assert problems == []
 
 

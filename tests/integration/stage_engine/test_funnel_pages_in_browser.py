@@ -10,10 +10,10 @@ import pytest
 import uvicorn
 from funnel_devstack.processes import free_port
 from funnel_shared.settings import KafkaSettings, TopicSettings
-from playwright.async_api import ConsoleMessage, Page, async_playwright
+from playwright.async_api import Page
 
 from tests.support.access import TOKEN
-from tests.support.browser import CHROMIUM_ARGS, chromium_executable
+from tests.support.browser import signed_in_page
 from tests.support.journey_set import STAGES, journey_set
 from tests.support.projection_helpers import projected, read_web_app, wait_until
 
@@ -54,48 +54,28 @@ async def _bar_widths(page: Page) -> list[float]:
 async def test_the_funnel_page_draws_one_bar_per_stage_with_no_console_errors(
     pages_url: str,
 ) -> None:
-    problems: list[str] = []
+    async with signed_in_page(TOKEN) as (page, problems):
+        response = await page.goto(pages_url + "/", wait_until="load")
+        assert response is not None and response.status == 200
+        assert await page.locator("ul.funnels li").count() == 3
+        await page.click("text=journey")
+        await page.wait_for_url(pages_url + "/funnels/journey")
 
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            problems.append(f"console {message.type}: {message.text}")
+        bars = page.locator("#funnel-chart rect.bar")
+        assert await bars.count() == len(STAGES)
+        widths = await _bar_widths(page)
+        # All time: 11, 7, 3, 1 reached; widths follow the counts.
+        assert widths == sorted(widths, reverse=True)
+        assert widths[1] / widths[0] == pytest.approx(7 / 11, abs=0.01)
+        rates = await page.locator("#funnel-chart text.step-rate").all_text_contents()
+        assert rates == ["64% convert", "43% convert", "33% convert"]
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium_executable(), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            # The pages take the token as the HTTP Basic password, as a person would type it.
-            context = await browser.new_context(
-                http_credentials={"username": "me", "password": TOKEN}
-            )
-            page = await context.new_page()
-            page.on("console", on_console)
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-            response = await page.goto(pages_url + "/", wait_until="load")
-            assert response is not None and response.status == 200
-            assert await page.locator("ul.funnels li").count() == 3
-            await page.click("text=journey")
-            await page.wait_for_url(pages_url + "/funnels/journey")
-
-            bars = page.locator("#funnel-chart rect.bar")
-            assert await bars.count() == len(STAGES)
-            widths = await _bar_widths(page)
-            # All time: 11, 7, 3, 1 reached; widths follow the counts.
-            assert widths == sorted(widths, reverse=True)
-            assert widths[1] / widths[0] == pytest.approx(7 / 11, abs=0.01)
-            rates = await page.locator("#funnel-chart text.step-rate").all_text_contents()
-            assert rates == ["64% convert", "43% convert", "33% convert"]
-
-            # The range form: a GET with date inputs, no script involved.
-            await page.fill("input[name=since]", "2026-11-23")
-            await page.fill("input[name=until]", "2026-11-24")
-            await page.click("button[type=submit]")
-            await page.wait_for_url("**/funnels/journey?since=2026-11-23&until=2026-11-24")
-            assert await bars.count() == len(STAGES)
-            rates = await page.locator("#funnel-chart text.step-rate").all_text_contents()
-            assert rates == ["60% convert", "50% convert", "33% convert"]
-        finally:
-            await browser.close()
+        # The range form: a GET with date inputs, no script involved.
+        await page.fill("input[name=since]", "2026-11-23")
+        await page.fill("input[name=until]", "2026-11-24")
+        await page.click("button[type=submit]")
+        await page.wait_for_url("**/funnels/journey?since=2026-11-23&until=2026-11-24")
+        assert await bars.count() == len(STAGES)
+        rates = await page.locator("#funnel-chart text.step-rate").all_text_contents()
+        assert rates == ["60% convert", "50% convert", "33% convert"]
     assert problems == []
