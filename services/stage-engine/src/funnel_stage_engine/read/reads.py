@@ -15,8 +15,14 @@ __all__ = ["HereNow", "contact_rows", "contacts_here_now", "stage_counts"]
 
 
 async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Current stages, history (event time, then stored order) and blocked skips of a contact."""
-    async with pool.acquire() as connection:
+    """Current stages, history (event time, then stored order) and blocked skips of a contact.
+
+    One snapshot for all five reads: the projection commits a contact's rows together,
+    and reads outside one transaction could see its history without its current stage."""
+    async with (
+        pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
         current = await connection.fetch(
             "SELECT * FROM contact_stages WHERE contact_id = $1 ORDER BY funnel", contact_id
         )
