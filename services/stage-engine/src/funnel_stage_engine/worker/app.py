@@ -23,7 +23,7 @@ from funnel_shared.publishing import publish_all
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
 from funnel_stage_engine.domain.commands import Tick
-from funnel_stage_engine.domain.contact import Evaluate
+from funnel_stage_engine.domain.contact import Evaluate, Position
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.projection import Projection
@@ -103,6 +103,7 @@ def create_app(
                     value=e.value,
                     command=e.message.topic == commands_name,
                     origin=e,
+                    position=Position.of(e.message.topic, e.message.partition, e.message.offset),
                 )
                 for e in events
             ]

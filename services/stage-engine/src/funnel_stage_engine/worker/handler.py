@@ -178,6 +178,7 @@ class ContactEventHandler:
             processed_at=self.clock(),
             evaluate=self.evaluate,
             dedupe_window=self.dedupe_window,
+            position=record.position,
         )
         if decision.refused is not None:
             error = ValueError(decision.refused.detail)
