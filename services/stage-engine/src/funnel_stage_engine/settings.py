@@ -56,6 +56,16 @@ class StageEngineSettings(BaseSettings):
             " up) are evaluated, published with their acks awaited together, then stored."
         ),
     )
+    state_write_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A batch's contact states must be acknowledged by the broker (changelog, acks=all)"
+            " within this many seconds before its records are committed; otherwise the"
+            " worker stops (non-zero exit) and the records are processed again after the"
+            " restart. Keep it above KAFKA_REQUEST_TIMEOUT_MS."
+        ),
+    )
 
     stall_check_interval_s: float = Field(
         default=1.0, gt=0, description="How often due stall deadlines are looked for."

@@ -31,6 +31,7 @@ from funnel_stage_engine.settings import StageEngineSettings
 from funnel_stage_engine.worker.adapters import FaustPublisher, TableStateStore, consumer_lag
 from funnel_stage_engine.worker.batch import Inbound
 from funnel_stage_engine.worker.deadlines import DeadlineIndex
+from funnel_stage_engine.worker.durable_table import DurableTable, StateNotWritten
 from funnel_stage_engine.worker.faust_internals import TunedApp
 from funnel_stage_engine.worker.handler import ContactEventHandler, command_record
 from funnel_stage_engine.worker.serving import attach_http_and_projection
@@ -71,6 +72,8 @@ def create_app(
         topics.contact_events, commands_name, key_serializer="raw", value_serializer="raw"
     )
     app.contact_to_state = app.Table("contact_to_state", default=None, partitions=kafka.partitions)
+    states = app.contact_to_state
+    assert isinstance(states, DurableTable)  # The app's ``Table`` setting (_faust_config).
     app.deadlines = DeadlineIndex(
         partitions=kafka.partitions,
         idle_after_s=settings.idle_partition_after_s,
@@ -109,6 +112,13 @@ def create_app(
             ]
             try:
                 await app.handler.handle_batch(records)
+                # The batch's states acknowledged by the broker before its records are
+                # acked: faust commits only acked records (worker/durable_table.py).
+                await states.written(timeout_s=settings.state_write_timeout_s)
+            except StateNotWritten as exc:
+                log.critical("cannot store contact states, stopping the worker: %s", exc)
+                await app.crash(exc)
+                return
             except Exception as exc:
                 # Only a failed publish gets here. Stop without acking: the batch is
                 # processed again after the restart, which the ordering makes safe.
@@ -189,4 +199,7 @@ def _faust_config(settings: StageEngineSettings, kafka: KafkaSettings) -> dict[s
         / 1000,
         "broker_commit_interval": settings.commit_interval_s,
         "consumer_auto_offset_reset": "earliest",
+        # Faust's public setting for the class of app.Table(): one whose changelog
+        # writes the agent can await.
+        "Table": DurableTable,
     }
