@@ -9,10 +9,12 @@ never blocks the agent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from faust.contrib.asgi import serve_asgi
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
@@ -34,6 +36,7 @@ def attach_http_and_projection(
     database: DatabaseSettings | None,
     funnels: Sequence[Funnel],
     metrics: StageEngineMetrics,
+    liveness: Callable[[], str] = lambda: "",
 ) -> Projection:
     projection = Projection(
         kafka=kafka,
@@ -56,5 +59,16 @@ def attach_http_and_projection(
     web = create_web_app(
         funnels=funnels, projection=projection, metrics=metrics, worker_status=worker_status
     )
+
+    @web.middleware("http")
+    async def healthz_with_liveness(request: Request, call_next: Any) -> Response:
+        # /healthz says 503 (with the reason) when the worker should be restarted.
+        if request.url.path == "/healthz":
+            problem = liveness()
+            if problem:
+                return JSONResponse({"status": problem}, status_code=503)
+        response: Response = await call_next(request)
+        return response
+
     serve_asgi(app, web, host=settings.host, port=settings.port, access_log=False)
     return projection
