@@ -19,10 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from faust.types import TableT
-from funnel_shared.publishing import publish_all
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.domain.commands import Tick
 from funnel_stage_engine.domain.contact import Evaluate, Position
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
@@ -34,8 +32,9 @@ from funnel_stage_engine.worker.batching import HeldBatch
 from funnel_stage_engine.worker.deadlines import DeadlineIndex
 from funnel_stage_engine.worker.durable_table import DurableTable, StateNotWritten
 from funnel_stage_engine.worker.faust_internals import TunedApp
-from funnel_stage_engine.worker.handler import ContactEventHandler, command_record
+from funnel_stage_engine.worker.handler import ContactEventHandler
 from funnel_stage_engine.worker.serving import attach_http_and_projection
+from funnel_stage_engine.worker.ticks import send_ticks
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
@@ -208,14 +207,14 @@ def _add_stall_timer(
         if rebalanced["pending"]:
             rebalanced["pending"] = False
             app.deadlines.rebuild(app.contact_to_state.items(), assigned)
-        ticks = [
-            (commands_topic, command_record(Tick(contact_id=contact_id, now=now)))
-            for contact_id, now in app.deadlines.due(assigned)
-        ]
-        # Through the handler's publisher, like every other record the worker sends.
-        acks = await publish_all(app.handler.publisher, ticks)
-        for failure in acks.failures:
-            log.warning("a stall tick was not acknowledged: %r", failure)
+        # Through the handler's publisher, like every other record the worker sends;
+        # awaited, and a tick not acknowledged is sent again at the next check.
+        await send_ticks(
+            app.handler.publisher,
+            app.deadlines.due(assigned),
+            commands_topic=commands_topic,
+            deadlines=app.deadlines,
+        )
 
     app.timer(interval=settings.stall_check_interval_s)(send_due_ticks)
 
