@@ -113,8 +113,9 @@ async def test_joins_leaves_and_a_kill_after_revocation_lose_nothing_under_a_bac
     victim = stage_engine_worker(**env)
     victim.start()
     await _all_ready([first, second, victim], "before the kill")
-    await produce(kafka_settings, topic, later[ROUNDS])
     assert len(later) == ROUNDS + 1
+    # The last chunk is produced while the fourth worker joins: the kill meets records.
+    last_chunk = asyncio.create_task(produce(kafka_settings, topic, later[ROUNDS]))
     revoked_before = _revocations(victim.log_path, group)
     fourth = stage_engine_worker(**env)
     fourth.start()
@@ -124,6 +125,7 @@ async def test_joins_leaves_and_a_kill_after_revocation_lose_nothing_under_a_bac
         assert loop.time() < deadline, victim.log_tail()
         await asyncio.sleep(0.01)
     victim.kill()
+    await last_chunk
     at_kill = await asyncio.to_thread(
         committed_offsets, kafka_settings.bootstrap_servers, group, topic, kafka_settings.partitions
     )
