@@ -153,15 +153,22 @@ async def test_joins_leaves_and_a_kill_after_revocation_lose_nothing_under_a_bac
         timeout_s=120,
     )  # Every record is committed, so processed and published: the topic is complete.
     ids: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    seen: dict[str, list[str]] = defaultdict(list)  # contact -> its outputs, for a failure
     for record in records:
         output = outputs_adapter.validate_json(record.value)
         if isinstance(output, StageStalled):
             continue
         assert isinstance(output, StageChanged | StageBlocked), output
         ids[logical(output)].add(output.id)
+        if isinstance(output, StageChanged) and output.funnel == "lifecycle":
+            seen[output.contact_id].append(
+                f"{output.from_stage}->{output.to_stage} ({output.cause_message_id[:8]},"
+                f" p{record.partition})"
+            )
     missing = set(expected) - set(ids)
     unexpected = set(ids) - set(expected)
-    assert not missing, f"{len(missing)} lost, e.g. {sorted(missing)[:3]}"
+    story = {key[2]: seen[key[2]] for key in sorted(missing)[:3]}
+    assert not missing, f"{len(missing)} lost, e.g. {sorted(missing)[:3]}; published: {story}"
     assert not unexpected, f"{len(unexpected)} unexpected, e.g. {sorted(unexpected)[:3]}"
     assert all(found == {expected[key]} for key, found in ids.items())
     status = [await asyncio.to_thread(http_get, w.url + "/healthz") for w in (first, second)]
