@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from funnel_shared.settings import KafkaSettings
 
 from tests.conftest import create_topics, migrated_copy, topic_environment
 from tests.support.access import token_env
-from tests.support.notifier_processes import NotifierProcesses
+from tests.support.notifier_processes import NotifierProcesses, notifier_environment
 from tests.support.processes import log_tail, start_logged
 
 WRITE_KEY = "wk-e2e"
@@ -138,3 +138,22 @@ def _start(spec: ServiceSpec, logs: Path) -> subprocess.Popen[bytes]:
     return start_logged(
         spec.argv, env=spec.env, log_path=logs / f"{spec.name}.log", cwd=logs.parent
     )
+
+
+NotifierEnv = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def notifier_env_for(
+    kafka_env: dict[str, str], topic_env: dict[str, str], postgres_admin_dsn: str, tmp_path: Path
+) -> NotifierEnv:
+    """``await notifier_env_for(RULES, NOTIFIER_BATCH_SIZE="3")``: a notifier process's
+    environment on this test's topics, with a migrated database of its own and these rules."""
+
+    async def build(rules: str, **settings: str) -> dict[str, str]:
+        base = {**kafka_env, **topic_env}
+        return await notifier_environment(
+            base, postgres_admin_dsn, tmp_path / "rules", rules, **settings
+        )
+
+    return build

@@ -5,37 +5,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import pytest
 from funnel_shared.kafka import AiokafkaPublisher
 
-from tests.support.notifier_processes import (
-    NotifierProcesses,
-    notifier_environment,
-)
+from tests.e2e.conftest import NotifierEnv
+from tests.support.notifier_processes import NotifierProcesses, with_hook
 from tests.support.notifier_support import (
     WebhookReceiver,
     eventually,
-    new_secret,
     publish_change,
     stage_change,
+    webhook_rules,
 )
 
 pytestmark = pytest.mark.e2e
 
 # Delayed, so the follow-ups are stored before the test blocks the outbox table,
 # and all due at once (one event time), so one claim takes the whole batch.
-RULES = """
-funnel: hourglass
-rules:
-  - id: crm.later
-    trigger: entered
-    stage: closed
-    after: 6s
-    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-"""
+RULES = webhook_rules("hourglass", ("crm.later", "closed", "6s"))
 
 CONTACTS = 6
 
@@ -46,13 +35,8 @@ RECORDING_BLOCKED = (
 
 
 @pytest.fixture
-async def env(
-    kafka_env: dict[str, str], topic_env: dict[str, str], postgres_admin_dsn: str, tmp_path: Path
-) -> dict[str, str]:
-    base = {**kafka_env, **topic_env}
-    return await notifier_environment(
-        base, postgres_admin_dsn, tmp_path / "rules", RULES, NOTIFIER_BATCH_SIZE="20"
-    )
+async def env(notifier_env_for: NotifierEnv) -> dict[str, str]:
+    return await notifier_env_for(RULES, NOTIFIER_BATCH_SIZE="20")
 
 
 async def test_kill_9_after_a_batch_was_answered_and_before_it_was_recorded_resends_it_once(
@@ -60,13 +44,12 @@ async def test_kill_9_after_a_batch_was_answered_and_before_it_was_recorded_rese
     processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
 ) -> None:
-    secret = new_secret()
     dsn = env["DATABASE_URL"]
     contacts = [f"c-{uuid.uuid4().hex}" for _ in range(CONTACTS)]
     db = await asyncpg.connect(dsn)
     try:
-        with WebhookReceiver(secret) as receiver:
-            env = {**env, "HOOK_URL": receiver.url, "HOOK_SECRET": secret}
+        with WebhookReceiver() as receiver:
+            env = with_hook(env, receiver)
             first = await processes.start(env, "first")
             when = datetime.now(UTC)
             for contact in contacts:

@@ -4,51 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 from funnel_shared.kafka import AiokafkaPublisher
 
+from tests.e2e.conftest import NotifierEnv
 from tests.support.access import AUTH_HEADERS
 from tests.support.notifier_processes import (
     NotifierProcesses,
-    notifier_environment,
+    with_hook,
 )
 from tests.support.notifier_support import (
     Reply,
     WebhookReceiver,
     eventually,
-    new_secret,
     publish_change,
     stage_change,
+    webhook_rules,
 )
 
 pytestmark = pytest.mark.e2e
 
-RULES = """
-funnel: hourglass
-rules:
-  - id: crm
-    trigger: entered
-    stage: closed
-    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-"""
+RULES = webhook_rules("hourglass", ("crm", "closed"))
 
 
 @pytest.fixture
-async def notifier_env(
-    kafka_env: dict[str, str], topic_env: dict[str, str], postgres_admin_dsn: str, tmp_path: Path
-) -> dict[str, str]:
-    base = {**kafka_env, **topic_env}
+async def notifier_env(notifier_env_for: NotifierEnv) -> dict[str, str]:
     quick_retries = {
         "NOTIFIER_BACKOFF_BASE_S": "0.2",
         "NOTIFIER_BACKOFF_MAX_S": "1",
         "NOTIFIER_RETRY_BACKOFF_S": "0.2",
     }
-    rules = tmp_path / "rules"
-    return await notifier_environment(base, postgres_admin_dsn, rules, RULES, **quick_retries)
+    return await notifier_env_for(RULES, **quick_retries)
 
 
 async def _count(dsn: str, sql: str, *args: object) -> int:
@@ -64,18 +53,12 @@ async def test_kill_9_before_the_commit_and_during_dispatch_loses_and_repeats_no
     processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
 ) -> None:
-    secret = new_secret()
     dsn = notifier_env["DATABASE_URL"]
     contacts = [f"c-{uuid.uuid4().hex}" for _ in range(5)]
-    with WebhookReceiver(secret, [Reply(hang=True)]) as receiver:
+    with WebhookReceiver(script=[Reply(hang=True)]) as receiver:
         # A long attempt timeout: the kill must land while the attempt is still in flight,
         # however slow the machine. The third process waits out the lease (timeout + grace).
-        env = {
-            **notifier_env,
-            "HOOK_URL": receiver.url,
-            "HOOK_SECRET": secret,
-            "NOTIFIER_ATTEMPT_TIMEOUT_S": "8",
-        }
+        env = {**with_hook(notifier_env, receiver), "NOTIFIER_ATTEMPT_TIMEOUT_S": "8"}
         first = await processes.start(env, "first")
 
         # 1. Consumed, not stored, not committed: the insert waits on our table lock.
@@ -136,15 +119,9 @@ async def test_two_replicas_on_one_database_deliver_each_follow_up_exactly_once(
     processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
 ) -> None:
-    secret = new_secret()
     contacts = [f"c-{uuid.uuid4().hex}" for _ in range(24)]
-    with WebhookReceiver(secret, default=Reply(delay_s=0.05)) as receiver:
-        env = {
-            **notifier_env,
-            "HOOK_URL": receiver.url,
-            "HOOK_SECRET": secret,
-            "NOTIFIER_BATCH_SIZE": "3",
-        }
+    with WebhookReceiver(default=Reply(delay_s=0.05)) as receiver:
+        env = {**with_hook(notifier_env, receiver), "NOTIFIER_BATCH_SIZE": "3"}
         await asyncio.gather(
             processes.start(env, "one"),
             processes.start(env, "two"),
@@ -171,10 +148,9 @@ async def test_admin_api_lists_shows_and_retries_a_dead_follow_up(
     processes: NotifierProcesses,
     publisher: AiokafkaPublisher,
 ) -> None:
-    secret = new_secret()
     contact = f"c-{uuid.uuid4().hex}"
-    with WebhookReceiver(secret, [Reply(410)]) as receiver:
-        env = {**notifier_env, "HOOK_URL": receiver.url, "HOOK_SECRET": secret}
+    with WebhookReceiver(script=[Reply(410)]) as receiver:
+        env = with_hook(notifier_env, receiver)
         notifier = await processes.start(env, "admin")
         change = stage_change(contact, funnel="hourglass", to_stage="closed")
         await publish_change(publisher, notifier_env["TOPIC_STAGE_CHANGED"], change)

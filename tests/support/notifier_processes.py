@@ -17,7 +17,7 @@ from funnel_devstack.processes import die_with_parent, free_port, stop_process
 
 from tests.conftest import migrated_copy, unique
 from tests.support.access import token_env
-from tests.support.notifier_support import write_rules
+from tests.support.notifier_support import WebhookReceiver, write_rules
 
 NOTIFIER = str(Path(sys.executable).parent / "funnel-notifier")
 
@@ -62,6 +62,11 @@ async def notifier_environment(
         "NOTIFIER_API_TOKENS": token_env()["NOTIFIER_API_TOKENS"],  # Clients send AUTH_HEADERS.
         **settings,
     }
+
+
+def with_hook(env: dict[str, str], receiver: WebhookReceiver) -> dict[str, str]:
+    """``env`` with HOOK_URL and HOOK_SECRET set for ``receiver`` (what the rules' webhooks use)."""
+    return {**env, "HOOK_URL": receiver.url, "HOOK_SECRET": receiver.secret}
 
 
 class NotifierProcesses:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from aiokafka.partitioner import DefaultPartitioner
 from funnel_notifier.domain.rules import builtin_rules_dir
 from funnel_shared.events import ContactMerged, StageChanged, StageStalled
 from funnel_shared.kafka import encode_model
@@ -53,9 +54,12 @@ class WebhookReceiver:
     """An HTTP server on 127.0.0.1 with scripted replies (then 200 for everything)."""
 
     def __init__(
-        self, secret: str, script: list[Reply] | None = None, default: Reply | None = None
+        self,
+        secret: str | None = None,
+        script: list[Reply] | None = None,
+        default: Reply | None = None,
     ) -> None:
-        self.secret = secret
+        self.secret = secret or new_secret()
         self.script = list(script or [])
         self.default = default or Reply()
         self.requests: list[Received] = []
@@ -131,6 +135,17 @@ class WebhookReceiver:
             return [r.headers.get("webhook-id", "") for r in self.requests]
 
 
+def webhook_rules(funnel: str, *rules: tuple[str, str] | tuple[str, str, str]) -> str:
+    """A rule file: per ``(rule id, stage)`` or ``(rule id, stage, after)``, a webhook to
+    HOOK_URL (signed with HOOK_SECRET) when a contact enters that stage of ``funnel``."""
+    lines = [f"funnel: {funnel}", "rules:"]
+    for rule_id, stage, *after in rules:
+        lines += [f"  - id: {rule_id}", "    trigger: entered", f"    stage: {stage}"]
+        lines += [f"    after: {delay}" for delay in after]
+        lines.append("    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}")
+    return "\n".join(lines) + "\n"
+
+
 def stage_change(
     contact_id: str,
     *,
@@ -139,7 +154,11 @@ def stage_change(
     from_stage: str | None = None,
     traits: dict[str, Any] | None = None,
     event_time: datetime | None = None,
+    cause_kind: Literal["event", "merge", "stall"] = "event",
+    cause_message_id: str | None = None,
 ) -> StageChanged:
+    """A stage change as the stage engine publishes it; for a move after a stall or a
+    merge, give ``cause_kind`` and the stall's id or the merge's id."""
     now = datetime.now(UTC)
     return StageChanged(
         id=str(uuid.uuid4()),
@@ -150,7 +169,8 @@ def stage_change(
         to_stage=to_stage,
         furthest_stage=to_stage,
         rule_id="test.rule",
-        cause_message_id=str(uuid.uuid4()),
+        cause_message_id=cause_message_id or str(uuid.uuid4()),
+        cause_kind=cause_kind,
         event_time=event_time or now,
         processed_at=now,
         traits=traits or {},
@@ -211,12 +231,17 @@ def contact_merged(
 
 
 async def publish_change(
-    publisher: Publisher, topic: str, change: StageChanged | StageStalled | ContactMerged
+    publisher: Publisher,
+    topic: str,
+    change: StageChanged | StageStalled | ContactMerged,
+    *,
+    key: str | None = None,
 ) -> None:
-    """Publish a stage-engine record as the stage engine does (``ce_type`` from its kind)."""
+    """Publish a stage-engine record as the stage engine does (``ce_type`` from its kind),
+    keyed by its contact unless ``key`` says otherwise."""
     record = encode_model(
         change,
-        key=change.contact_id,
+        key=change.contact_id if key is None else key,
         event_id=change.id,
         event_type=f"funnel.{change.kind}",
         source="/test",
@@ -254,3 +279,22 @@ def write_rules(directory: Path, text: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "rules.yaml").write_text(text)
     shutil.copytree(builtin_rules_dir() / "templates", directory / "templates", dirs_exist_ok=True)
+
+
+def contacts_on_one_partition(count: int, partitions: int, *, first: str) -> list[str]:
+    """``count`` new contact ids that the producer's default partitioner (murmur2 of the
+    key) puts on the same partition as ``first``: records keyed by them are read in order,
+    one partition, behind whatever ``first`` sent."""
+    partitioner = DefaultPartitioner()
+    numbers = list(range(partitions))
+
+    def partition(key: str) -> int:
+        return int(partitioner(key.encode(), numbers, numbers))
+
+    target = partition(first)
+    contacts: list[str] = []
+    while len(contacts) < count:
+        contact = f"c-{uuid.uuid4().hex}"
+        if partition(contact) == target:
+            contacts.append(contact)
+    return contacts

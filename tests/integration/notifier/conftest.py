@@ -3,17 +3,23 @@ a real receiver, with a fresh contact per test."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
+from funnel_notifier.consumer import StageChangeConsumer
+from funnel_notifier.postgres.intake import PostgresStageChangeStore
 from funnel_notifier.runtime import Runtime
 from funnel_shared.events import ContactMerged, StageChanged, StageStalled
-from funnel_shared.kafka import AiokafkaPublisher
-from funnel_shared.settings import TopicSettings
+from funnel_shared.kafka import AiokafkaPublisher, consumer_kwargs
+from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.integration.conftest import StartNotifier
 from tests.support.notifier_support import (
@@ -73,5 +79,60 @@ def hooked_notifier(
                 publisher=publisher,
                 topic=topics.stage_changed,
             )
+
+    return start
+
+
+@dataclass
+class RunningConsumer:
+    """A ``StageChangeConsumer`` running in a task, over a real group member and store."""
+
+    worker: StageChangeConsumer
+    consumer: AIOKafkaConsumer
+    task: asyncio.Task[None]
+
+    async def committed_total(self) -> int:
+        """The sum of the group's committed offsets over this member's partitions."""
+        return sum([await self.consumer.committed(tp) or 0 for tp in self.consumer.assignment()])
+
+
+StartConsumer = Callable[..., AbstractAsyncContextManager[RunningConsumer]]
+
+
+@pytest.fixture
+def stage_change_consumer(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    publisher: AiokafkaPublisher,
+    db: asyncpg.Pool,
+) -> StartConsumer:
+    """``async with stage_change_consumer(group, consumer_class=...) as running:`` runs the
+    notifier's consumer alone (no dispatcher, no rules) as a member of ``group``; at the end
+    of the block its task is cancelled and the member leaves the group."""
+
+    @asynccontextmanager
+    async def start(
+        group: str, *, consumer_class: type[AIOKafkaConsumer] = AIOKafkaConsumer
+    ) -> AsyncIterator[RunningConsumer]:
+        consumer = consumer_class(
+            **consumer_kwargs(kafka_settings, client_id="test", group_id=group)
+        )
+        worker = StageChangeConsumer(
+            consumer=consumer,
+            store=PostgresStageChangeStore(db),
+            publisher=publisher,
+            rejected_topic=topics.rejected,
+            retry_backoff_s=0.1,
+        )
+        consumer.subscribe([topics.stage_changed], listener=worker.listener)
+        await consumer.start()
+        task = asyncio.create_task(worker.run())
+        try:
+            yield RunningConsumer(worker=worker, consumer=consumer, task=task)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await consumer.stop()
 
     return start

@@ -12,35 +12,23 @@ from funnel_shared.events import RejectedRecord
 from funnel_shared.kafka import AiokafkaPublisher
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
-from tests.integration.conftest import StartNotifier
+from tests.integration.notifier.conftest import StartHooked
 from tests.support.kafka_reader import read_records
 from tests.support.notifier_support import (
-    WebhookReceiver,
     eventually,
-    new_secret,
     publish_change,
     publish_raw,
     stage_change,
+    webhook_rules,
 )
 
 pytestmark = pytest.mark.integration
 
-RULES = """
-funnel: lifecycle
-rules:
-  - id: hook.lead
-    trigger: entered
-    stage: lead
-    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-  - id: hook.prospect
-    trigger: entered
-    stage: prospect
-    action: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-"""
+RULES = webhook_rules("lifecycle", ("hook.lead", "lead"), ("hook.prospect", "prospect"))
 
 
 async def test_one_batch_with_a_replay_and_garbage_in_the_middle_stores_each_change_once(
-    start_notifier: StartNotifier,
+    hooked_notifier: StartHooked,
     publisher: AiokafkaPublisher,
     topics: TopicSettings,
     kafka_settings: KafkaSettings,
@@ -56,9 +44,8 @@ async def test_one_batch_with_a_replay_and_garbage_in_the_middle_stores_each_cha
     await publish_raw(publisher, topics.stage_changed, key=contact, value=b"{oops")
     await publish_change(publisher, topics.stage_changed, prospect)
     await publish_change(publisher, topics.stage_changed, lead)  # Replayed after a newer one.
-    secret = new_secret()
-    with WebhookReceiver(secret) as receiver:
-        runtime = await start_notifier(RULES, {"HOOK_URL": receiver.url, "HOOK_SECRET": secret})
+    async with hooked_notifier(RULES) as hooked:
+        receiver, runtime = hooked.receiver, hooked.runtime
 
         async def committed_past_all_four() -> bool:
             tps = runtime.consumer.assignment()

@@ -8,7 +8,7 @@ import uuid
 
 import asyncpg
 import pytest
-from funnel_shared.events import FollowUpEvent, StageChanged
+from funnel_shared.events import FollowUpEvent
 from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.integration.notifier.conftest import StartHooked
@@ -79,12 +79,13 @@ async def test_a_stall_sends_one_signed_webhook_and_its_move_updates_the_latest_
             contact, stage="prospect", traits={"email": "p@x.example"}, move_to="lead"
         )
         # What the stage engine publishes after a stall with moveTo: the move as a stage change.
-        move = stage_change(contact, from_stage="prospect", to_stage="lead").model_copy(
-            update={
-                "cause_kind": "stall",
-                "cause_message_id": stall.id,
-                "event_time": stall.event_time,
-            }
+        move = stage_change(
+            contact,
+            from_stage="prospect",
+            to_stage="lead",
+            cause_kind="stall",
+            cause_message_id=stall.id,
+            event_time=stall.event_time,
         )
         # The stall is redelivered; same key, same partition.
         await hooked.publish(stall, stall, move)
@@ -123,12 +124,12 @@ async def test_a_merge_sends_one_signed_webhook_for_the_surviving_contact(
             contact, anonymous, current_stage="prospect", traits={"email": "u@x.example"}
         )
         # The merge moved the identified contact, so a stage change with causeKind merge follows.
-        move: StageChanged = stage_change(contact, to_stage="prospect").model_copy(
-            update={
-                "cause_kind": "merge",
-                "cause_message_id": merged.merge_id,
-                "event_time": merged.event_time,
-            }
+        move = stage_change(
+            contact,
+            to_stage="prospect",
+            cause_kind="merge",
+            cause_message_id=merged.merge_id,
+            event_time=merged.event_time,
         )
         await hooked.publish(merged, merged, move)
         await eventually(lambda: _is_at(db, contact, "prospect"), what="the move stored")

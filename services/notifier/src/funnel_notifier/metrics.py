@@ -41,5 +41,20 @@ class NotifierMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.rejected = Counter(
+            "funnel_notifier_rejected_records",
+            "Records of the stage-changed topic dead-lettered to the rejected topic, by why"
+            " (invalid, due_time_out_of_range, database_refused).",
+            ["why"],
+            registry=self.registry,
+        )
+        self.commit_failures = Counter(
+            "funnel_notifier_commit_failures",
+            "Offset commits that failed after their records were stored (a rebalance);"
+            " the records are re-read, harmlessly.",
+            registry=self.registry,
+        )
+        for why in ("invalid", "due_time_out_of_range", "database_refused"):
+            self.rejected.labels(why)
         for change in Change:
             self.followups.labels(change)

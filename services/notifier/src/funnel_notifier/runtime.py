@@ -107,11 +107,8 @@ class Runtime:
             log.warning("rule %s is disabled: %s", rule_id, why)
         log.info("%d follow-up rule(s) active from %s", len(self.active.rules), directory)
         self.consumer = AIOKafkaConsumer(
-            self.topics.stage_changed,
             **consumer_kwargs(self.kafka, client_id="notifier", group_id=self.settings.group_id),
         )
-        self._exit.push_async_callback(self.consumer.stop)
-        await self.consumer.start()
         self.store = PostgresStageChangeStore(self.pool)
         self.dispatcher = Dispatcher(
             queue=PostgresFollowUpQueue(self.pool),
@@ -129,7 +126,12 @@ class Runtime:
             rules=self.active.rules,
             metrics=self.metrics,
             on_scheduled=self.dispatcher.wake,
+            revoke_wait_s=self.settings.revoke_wait_s,
         )
+        # The listener commits what is stored when a rebalance takes partitions away.
+        self.consumer.subscribe([self.topics.stage_changed], listener=self.worker.listener)
+        self._exit.push_async_callback(self.consumer.stop)
+        await self.consumer.start()
         consuming = self._run(self.worker.run(), name="stage-change-consumer")
         self._exit.push_async_callback(_cancel, consuming)
         dispatching = self._run(self._dispatch_after_catch_up(), name="dispatcher")
@@ -204,6 +206,8 @@ class Runtime:
             await asyncio.wait_for(self.store.ping(), timeout=5)
         except (OSError, asyncpg.PostgresError, TimeoutError):
             return "database unreachable"
+        if self.worker.problem is not None:
+            return self.worker.problem  # E.g. the database is read-only.
         if not self.worker.assigned:
             return "joining consumer group"
         try:

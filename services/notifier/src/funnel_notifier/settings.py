@@ -39,7 +39,20 @@ class NotifierSettings(BaseSettings):
         default="funnel-notifier", description="Kafka consumer group of the stage-changed topic."
     )
     retry_backoff_s: float = Field(
-        default=1.0, gt=0, description="Pause before re-reading records the database refused."
+        default=1.0,
+        gt=0,
+        description=(
+            "Pause before re-reading records that could not be stored because the database"
+            " is down or read-only (records it refuses for their content are dead-lettered)."
+        ),
+    )
+    revoke_wait_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "On a rebalance, how long to wait for the batch being stored before letting the"
+            " partitions go (then its records are re-read by their next owner, harmlessly)."
+        ),
     )
     rules_dir: Path | None = Field(
         default=None,

@@ -16,6 +16,11 @@ so the stall and merge triggers carry no ``change`` and move nothing twice.
 - a kind this version does not know: ``Ignored`` too, with a log line, because
   additions to the contract are backward compatible.
 
+A follow-up is due at the event time plus the rule's ``after:``; a sum past the
+last time Python (and so the notifier) can hold, year 9999, makes the record
+unplannable: ``plan_followups`` raises ``DueTimeOutOfRange`` and the consumer
+dead-letters it like any other bad record.
+
 Pure: no I/O, no clock.
 """
 
@@ -36,6 +41,7 @@ from funnel_notifier.domain.rules import LoadedRule, SourceCondition, WhenCondit
 
 __all__ = [
     "Decoded",
+    "DueTimeOutOfRange",
     "Ignored",
     "Invalid",
     "PlannedFollowUp",
@@ -191,8 +197,20 @@ class PlannedFollowUp:
     due_at: datetime
 
 
+class DueTimeOutOfRange(ValueError):
+    """A rule's delay added to the record's event time is past the year 9999."""
+
+    def __init__(self, *, rule_id: str, event_time: datetime, after: timedelta) -> None:
+        super().__init__(
+            f"follow-up due time out of range: rule {rule_id}: event time"
+            f" {event_time.isoformat()} + after {after} is past the year 9999"
+        )
+
+
 def plan_followups(trigger: Trigger, rules: list[LoadedRule]) -> list[PlannedFollowUp]:
-    """The follow-ups a trigger asks for. Due at event time plus the rule's delay."""
+    """The follow-ups a trigger asks for. Due at event time plus the rule's delay.
+
+    Raises ``DueTimeOutOfRange`` when that sum is past the year 9999."""
     planned = []
     for loaded in rules:
         rule = loaded.rule
@@ -204,12 +222,19 @@ def plan_followups(trigger: Trigger, rules: list[LoadedRule]) -> list[PlannedFol
             continue
         if rule.when is not None and not _in_segment(rule.when, trigger):
             continue
+        after = rule.after or timedelta(0)
+        try:
+            due_at = trigger.event_time + after
+        except OverflowError:
+            raise DueTimeOutOfRange(
+                rule_id=rule.id, event_time=trigger.event_time, after=after
+            ) from None
         planned.append(
             PlannedFollowUp(
                 id=followup_id(source_id=trigger.source_id, rule_id=rule.id),
                 rule=loaded,
                 trigger=trigger,
-                due_at=trigger.event_time + (rule.after or timedelta(0)),
+                due_at=due_at,
             )
         )
     return planned

@@ -2,6 +2,18 @@
 
 Everything a batch of records causes is written in one transaction, so the
 consumer can commit the Kafka offsets as soon as ``record_many`` returns.
+
+``record_many`` tells two failures apart by exception class:
+
+- PostgreSQL refused a value for what it is (``RecordRefused``): a ``DataError``
+  (SQLSTATE class 22: U+0000 in text or JSON, a value out of range, a bad
+  encoding), a program limit (class 54: an index row too large, as a
+  3,000-character contact id makes), asyncpg refusing an argument before
+  sending it, or an ``OverflowError`` converting a time. Storing the same record
+  again fails the same way, so the consumer dead-letters it.
+- anything else (the server unreachable, read-only, shutting down, out of
+  connections, a deadlock) is raised as it is: a dependency is down, and the
+  consumer retries the same records later.
 """
 
 from __future__ import annotations
@@ -17,7 +29,31 @@ from funnel_notifier.domain.triggers import PlannedFollowUp, Trigger
 from funnel_notifier.postgres._sql import literal
 from funnel_notifier.postgres.outbox import followup_event, insert_events
 
-__all__ = ["PostgresStageChangeStore", "StageChangeStore"]
+__all__ = ["PostgresStageChangeStore", "RecordRefused", "StageChangeStore", "refusal"]
+
+
+class RecordRefused(Exception):
+    """The database refused the content of what was being stored; retrying cannot help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the database refused a record's content, or None when ``exc`` is not about
+    content (a connection, server or transaction problem: retry)."""
+    if isinstance(exc, asyncpg.PostgresError) and isinstance(
+        exc, asyncpg.exceptions.DataError | asyncpg.exceptions.ProgramLimitExceededError
+    ):
+        return f"refused by the database ({exc.sqlstate} {type(exc).__name__}): {exc}"
+    # asyncpg's own DataError (an InterfaceError and a ValueError): an argument it
+    # could not encode. Its name is taken in asyncpg.exceptions by SQLSTATE 22's.
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return f"refused by the database client ({type(exc).__name__}): {exc}"
+    if isinstance(exc, OverflowError):
+        return f"refused by the database client (OverflowError): {exc}"
+    return None
 
 
 class StageChangeStore(Protocol):
@@ -28,7 +64,10 @@ class StageChangeStore(Protocol):
     async def record_many(
         self, batch: list[tuple[Trigger, list[PlannedFollowUp]]]
     ) -> list[list[str]]:
-        """Store triggers in one transaction; the newly scheduled ids, per trigger."""
+        """Store triggers in one transaction; the newly scheduled ids, per trigger.
+
+        Raises ``RecordRefused`` when the database refuses the content of one of them
+        (nothing of the batch is stored); any other error means "retry later"."""
         ...
 
 
@@ -48,13 +87,19 @@ class PostgresStageChangeStore:
         result is as if the triggers were stored one after the other."""
         changes = [trigger.change for trigger, _ in batch if trigger.change is not None]
         planned = [item for _, items in batch for item in items]
-        async with self._pool.acquire() as connection, connection.transaction():
-            await _store_stage_changes(connection, changes)
-            rows = await _schedule(connection, planned)
-            news = scheduled().changes
-            await insert_events(
-                connection, [followup_event(row, change) for row in rows for change in news]
-            )
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                await _store_stage_changes(connection, changes)
+                rows = await _schedule(connection, planned)
+                news = scheduled().changes
+                await insert_events(
+                    connection, [followup_event(row, change) for row in rows for change in news]
+                )
+        except Exception as exc:
+            reason = refusal(exc)
+            if reason is None:
+                raise
+            raise RecordRefused(reason) from exc
         inserted = {str(row["id"]) for row in rows}
         return [[item.id for item in items if item.id in inserted] for _, items in batch]
 
