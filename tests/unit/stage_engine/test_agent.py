@@ -18,6 +18,7 @@ from funnel_stage_engine.worker.batch import Inbound
 
 from tests.support.contact_events import contact_event
 from tests.support.fake_publisher import FakePublisher
+from tests.support.stage_engine_agent import acknowledge_table_writes
 
 TOPICS = TopicSettings()
 
@@ -42,6 +43,7 @@ def _app(tmp_path: Path, publisher: FakePublisher, evaluate: Any = None) -> Stag
         evaluate=evaluate,
     )
     app.handler.publisher = publisher
+    acknowledge_table_writes(app)
     app.finalize()
     app.flow_control.resume()
     return app

@@ -6,6 +6,7 @@ source, adapt ``faust_internals.py`` and its comments, then move ``VERSIONS``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from contextvars import ContextVar
 from importlib.metadata import version
@@ -65,3 +66,42 @@ def test_the_app_builds_its_transport_and_producer_in_private_factories() -> Non
     assert faust_producer.ProducerBuffer.max_messages == 100
     assert TunedApp._new_transport is not faust.App._new_transport
     assert TunedApp._new_producer is not faust.App._new_producer
+
+
+# Behaviour of faust's public API that the worker relies on (worker/durable_table.py,
+# worker/batching.py): not private names, but a change would silently break a guarantee.
+
+
+def test_every_table_write_goes_through_send_changelog_and_returns_its_future() -> None:
+    # DurableTable collects the futures returned by the public send_changelog.
+    source = inspect.getsource(faust.Table.on_key_set)
+    assert "self.send_changelog(" in source
+    assert "fut = self.send_changelog(" in source
+    assert _parameters(faust.Table.send_changelog)[:4] == ["self", "partition", "key", "value"]
+
+
+def test_a_changelog_future_resolves_on_the_ack_and_fails_on_a_refusal() -> None:
+    from faust.topics import Topic
+    from faust.types import FutureMessage
+
+    assert issubclass(FutureMessage, asyncio.Future)
+    published = inspect.getsource(Topic._on_published)
+    assert "message.set_exception(exc)" in published
+    assert "message.set_result(res)" in published
+
+
+def test_a_revocation_clears_the_agents_queues_and_waits_for_their_acks_without_a_bound() -> None:
+    # Why worker/batching.py watches a held batch: if faust stopped clearing or started
+    # bounding this wait, the watch would be unneeded (harmless), so only the reason is
+    # pinned here.
+    revoked = inspect.getsource(faust.App._on_partitions_revoked)
+    assert revoked.index("flow_control.clear") < revoked.index("_consumer_wait_empty")
+    wait_empty = inspect.getsource(faust_consumer.Consumer.wait_empty)
+    assert "while not self.should_stop and self._unacked_messages" in wait_empty
+
+
+def test_the_app_takes_its_table_class_from_the_public_table_setting() -> None:
+    from funnel_stage_engine.worker.durable_table import DurableTable
+
+    app = faust.App("internals-check", Table=DurableTable)
+    assert app.conf.Table is DurableTable

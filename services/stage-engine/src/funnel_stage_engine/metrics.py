@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["LagReader", "StageEngineMetrics"]
+__all__ = ["LagReader", "StageEngineMetrics", "StallReader"]
 
 
 # Consumer lag per source partition, read when Prometheus scrapes.
@@ -34,8 +34,32 @@ class _LagCollector(Collector):
         yield gauge
 
 
+# Seconds the agent has made no progress while records wait (0: none wait), and the
+# threshold beyond which it counts as stalled; read when Prometheus scrapes.
+StallReader = Callable[[], tuple[float, float]]
+
+
+class _StallCollector(Collector):
+    def __init__(self, read: StallReader) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        waiting, after = self._read()
+        yield GaugeMetricFamily(
+            "funnel_stage_engine_agent_waiting_seconds",
+            "Seconds the agent has finished no batch while records wait for it (0: none wait).",
+            value=waiting,
+        )
+        yield GaugeMetricFamily(
+            "funnel_stage_engine_agent_stalled",
+            "1 while records have waited longer than STAGE_ENGINE_AGENT_STALL_AFTER_S with no"
+            " batch finished (/healthz then answers 503), else 0.",
+            value=1.0 if waiting > after else 0.0,
+        )
+
+
 class StageEngineMetrics:
-    def __init__(self, *, lag: LagReader | None = None) -> None:
+    def __init__(self, *, lag: LagReader | None = None, stall: StallReader | None = None) -> None:
         self.registry = CollectorRegistry()
         self.events_processed = Counter(
             "funnel_stage_engine_events_processed",
@@ -77,3 +101,5 @@ class StageEngineMetrics:
         )
         if lag is not None:
             self.registry.register(_LagCollector(lag))
+        if stall is not None:
+            self.registry.register(_StallCollector(stall))

@@ -79,6 +79,35 @@ class StageEngineSettings(BaseSettings):
             " up) are evaluated, published with their acks awaited together, then stored."
         ),
     )
+    state_write_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A batch's contact states must be acknowledged by the broker (changelog, acks=all)"
+            " within this many seconds before its records are committed; otherwise the"
+            " worker stops (non-zero exit) and the records are processed again after the"
+            " restart. Keep it above KAFKA_REQUEST_TIMEOUT_MS."
+        ),
+    )
+    held_batch_watch_s: float = Field(
+        default=0.5,
+        gt=0,
+        description=(
+            "A batch the agent has held this long without adding a record (its queue was"
+            " emptied under it, as faust does when a rebalance starts) is processed without"
+            " waiting for more, so a rebalance cannot hang on it."
+        ),
+    )
+    agent_stall_after_s: float = Field(
+        default=180.0,
+        gt=0,
+        description=(
+            "With records waiting, this long without a finished batch makes /healthz answer"
+            " 503 (so an orchestrator restarts the worker) and sets"
+            " funnel_stage_engine_agent_stalled. Keep it above state_write_timeout_s plus"
+            " KAFKA_REQUEST_TIMEOUT_MS."
+        ),
+    )
 
     stall_check_interval_s: float = Field(
         default=1.0, gt=0, description="How often due stall deadlines are looked for."

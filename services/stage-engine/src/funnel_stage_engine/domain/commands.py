@@ -42,6 +42,11 @@ class Forward(BaseModel):
     type: Literal["forward"] = "forward"
     user_id: str
     event: ContactEvent
+    origin: str | None = Field(
+        default=None,
+        description="Where the event was read ('topic:partition'), for replay positions.",
+    )
+    origin_offset: int | None = Field(default=None, description="Its offset there.")
 
 
 class Tick(BaseModel):

@@ -22,13 +22,20 @@ What a contact may keep is bounded (``limits.py``): an event with an id longer
 than allowed, or whose traits would take the contact past its bounds, is
 refused (the worker dead-letters it) and the contact keeps its last good state.
 
+Replays: every record's ``Position`` (its input stream and offset) is remembered
+in the state it changed (``ContactState.positions``), so a record delivered again
+(after a crash or a rebalance, before its offset was committed) changes nothing,
+however many records came after it. A forwarded event also carries where it was
+first read, so its replay is recognised by the owner as well. The messageId
+window stays, for duplicates a client sends as new records.
+
 Pure: no I/O and no clock; ``processed_at`` comes in as an argument.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -59,7 +66,9 @@ __all__ = [
     "Evaluate",
     "Message",
     "Outcome",
+    "Position",
     "Refusal",
+    "applied_already",
     "decide",
     "seen_at",
     "subject",
@@ -73,6 +82,18 @@ Message = ContactEvent | AnyCommand
 
 # ``engine.evaluate`` or a stand-in with its signature (tests make it trip on a record).
 Evaluate = Callable[..., engine.Evaluation]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a record was read: its input stream (``topic:partition``) and its offset there."""
+
+    stream: str
+    offset: int
+
+    @classmethod
+    def of(cls, topic: str, partition: int, offset: int) -> Position:
+        return cls(f"{topic}:{partition}", offset)
 
 
 @dataclass(frozen=True)
@@ -131,14 +152,60 @@ def decide(
     evaluate: Evaluate = engine.evaluate,
     dedupe_window: int = engine.DEFAULT_DEDUPE_WINDOW,
     limits: StateLimits | None = None,
+    position: Position | None = None,
 ) -> Decision:
     """Decide ``message`` against its subject's ``state``. Does not mutate ``state``.
 
     ``limits`` bound what the contact keeps (without them: the defaults, with
-    ``dedupe_window`` as the number of recent ids kept).
+    ``dedupe_window`` as the number of recent ids kept). ``position`` is where the
+    record was read: a record at or below a position the state remembers was
+    applied already and changes nothing; otherwise the new state remembers it.
     """
     if limits is None:
         limits = StateLimits(dedupe_window=dedupe_window)
+    positions = _positions(message, position)
+    if applied_already(state, positions):
+        return Decision(outcome="unchanged")
+    decision = _decide(state, message, funnels, processed_at, evaluate, limits, position)
+    return _remember(state, decision, positions)
+
+
+def applied_already(state: ContactState, positions: Sequence[Position]) -> bool:
+    """Whether a record read at ``positions`` was already applied to ``state``."""
+    return any(state.positions.get(p.stream, -1) >= p.offset for p in positions)
+
+
+def _positions(message: Message, position: Position | None) -> list[Position]:
+    found = [] if position is None else [position]
+    if not isinstance(message, Forward) or message.origin is None:
+        return found
+    if message.origin_offset is not None:
+        found.append(Position(f"forward:{message.origin}", message.origin_offset))
+    return found
+
+
+def _remember(state: ContactState, decision: Decision, positions: Sequence[Position]) -> Decision:
+    """The decision, with its record's positions in the new state (kept even when the
+    record changed nothing else, e.g. an event forwarded away)."""
+    if not positions or decision.refused is not None:
+        return decision
+    kept = decision.state
+    store = decision.store
+    if kept is None:
+        kept, store = state.model_copy(deep=True), True
+    kept.positions = {**kept.positions, **{p.stream: p.offset for p in positions}}
+    return replace(decision, state=kept, store=store)
+
+
+def _decide(
+    state: ContactState,
+    message: Message,
+    funnels: Sequence[Funnel],
+    processed_at: datetime,
+    evaluate: Evaluate,
+    limits: StateLimits,
+    position: Position | None,
+) -> Decision:
     contact_id = subject(message)
     if isinstance(message, ContactEvent):
         too_long = id_too_long(
@@ -154,7 +221,12 @@ def decide(
             return Decision(outcome="rejected", refused=Refusal("id_too_long", too_long))
         if state.merged_into is not None and usable_id(message.user_id) is None:
             # This anonymous contact was merged: the event counts for its owner.
-            forward = Forward(user_id=state.merged_into, event=message)
+            forward = Forward(
+                user_id=state.merged_into,
+                event=message,
+                origin=None if position is None else position.stream,
+                origin_offset=None if position is None else position.offset,
+            )
             return Decision(commands=[forward], outcome="forwarded")
         return _evaluate(state, message, contact_id, funnels, processed_at, evaluate, limits)
     if isinstance(message, Forward):
@@ -231,8 +303,10 @@ def _link(state: ContactState, link: Link) -> Decision:
         event_time=link.event_time,
         state=state.to_json(),
     )
-    # The anonymous contact shrinks to a pointer at its owner (its deadlines went along).
-    return Decision(ContactState(merged_into=link.user_id), commands=[transfer])
+    # The anonymous contact shrinks to a pointer at its owner (its deadlines went along);
+    # it keeps its positions, so a replayed event is not forwarded again.
+    pointer = ContactState(merged_into=link.user_id, positions=state.positions)
+    return Decision(pointer, commands=[transfer])
 
 
 def _outcome(outputs: Sequence[AnyStageOutput]) -> Outcome:

@@ -61,6 +61,15 @@ class ContactState(BaseModel):
         default_factory=list,
         description="AnonymousIds this identified contact has asked to merge (recent, bounded).",
     )
+    positions: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Input stream -> offset of the last record applied to this contact (a record at or"
+            " below it was applied already). Streams: 'topic:partition' for the records read,"
+            " 'forward:topic:partition' for events forwarded from a merged anonymous contact."
+            " Bounded by the number of input partitions."
+        ),
+    )
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -19,21 +19,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from faust.types import TableT
-from funnel_shared.publishing import publish_all
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
 
-from funnel_stage_engine.domain.commands import Tick
-from funnel_stage_engine.domain.contact import Evaluate
+from funnel_stage_engine.domain.contact import Evaluate, Position
 from funnel_stage_engine.domain.definitions import Funnel
 from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.projection import Projection
 from funnel_stage_engine.settings import StageEngineSettings
 from funnel_stage_engine.worker.adapters import FaustPublisher, TableStateStore, consumer_lag
 from funnel_stage_engine.worker.batch import Inbound
+from funnel_stage_engine.worker.batching import HeldBatch
 from funnel_stage_engine.worker.deadlines import DeadlineIndex
+from funnel_stage_engine.worker.durable_table import DurableTable, StateNotWritten
 from funnel_stage_engine.worker.faust_internals import TunedApp
-from funnel_stage_engine.worker.handler import ContactEventHandler, command_record
+from funnel_stage_engine.worker.handler import ContactEventHandler
 from funnel_stage_engine.worker.serving import attach_http_and_projection
+from funnel_stage_engine.worker.ticks import send_ticks
 
 __all__ = ["StageEngineApp", "commands_topic_name", "create_app"]
 
@@ -49,6 +50,8 @@ class StageEngineApp(TunedApp):
     evaluate_contact_events: Any
     contact_to_state: TableT[str, Any]
     projection: Projection
+    held: HeldBatch
+    agent_stream: Any = None  # The agent's stream (manual acks), once it runs.
 
 
 def create_app(
@@ -71,13 +74,18 @@ def create_app(
         topics.contact_events, commands_name, key_serializer="raw", value_serializer="raw"
     )
     app.contact_to_state = app.Table("contact_to_state", default=None, partitions=kafka.partitions)
+    states = app.contact_to_state
+    assert isinstance(states, DurableTable)  # The app's ``Table`` setting (_faust_config).
     app.deadlines = DeadlineIndex(
         partitions=kafka.partitions,
         idle_after_s=settings.idle_partition_after_s,
         lateness_s=settings.idle_lateness_s,
         future_tolerance_s=settings.stall_clock_tolerance_s,
     )
-    app.metrics = StageEngineMetrics(lag=lambda: consumer_lag(app, topics.contact_events))
+    app.metrics = StageEngineMetrics(
+        lag=lambda: consumer_lag(app, topics.contact_events),
+        stall=lambda: (agent_waiting_s(app), settings.agent_stall_after_s),
+    )
     app.handler = ContactEventHandler(
         funnels=funnels,
         states=TableStateStore(app.contact_to_state),
@@ -92,34 +100,58 @@ def create_app(
     if evaluate is not None:
         app.handler.evaluate = evaluate
 
+    async def flush_records(events: Sequence[Any]) -> None:
+        records = [
+            Inbound(
+                key=e.key,
+                value=e.value,
+                command=e.message.topic == commands_name,
+                origin=e,
+                position=Position.of(e.message.topic, e.message.partition, e.message.offset),
+            )
+            for e in events
+        ]
+        try:
+            await app.handler.handle_batch(records)
+            # The batch's states acknowledged by the broker before its records are
+            # acked: faust commits only acked records (worker/durable_table.py).
+            await states.written(timeout_s=settings.state_write_timeout_s)
+        except StateNotWritten as exc:
+            log.critical("cannot store contact states, stopping the worker: %s", exc)
+            await app.crash(exc)
+            raise
+        except Exception as exc:
+            # Only a failed publish gets here. Stop without acking: the batch is
+            # processed again after the restart, which the ordering makes safe.
+            log.critical("cannot publish, stopping the worker: %r", exc)
+            await app.crash(exc)
+            raise
+        for e in events:
+            await app.agent_stream.ack(e)
+
+    app.held = HeldBatch(flush_records)
+
     @app.agent(source_topic)
     async def evaluate_contact_events(stream: Any) -> None:
         manual = stream.noack()
-        events: list[Any] = []
+        app.agent_stream = manual
         async for event in manual.events():
-            events.append(event)
-            if len(events) < settings.batch_max_events and not manual.channel.empty():
+            app.held.add(event)
+            if len(app.held) < settings.batch_max_events and not manual.channel.empty():
                 continue  # More records have arrived already: they join this batch.
-            records = [
-                Inbound(
-                    key=e.key,
-                    value=e.value,
-                    command=e.message.topic == commands_name,
-                    origin=e,
-                )
-                for e in events
-            ]
             try:
-                await app.handler.handle_batch(records)
-            except Exception as exc:
-                # Only a failed publish gets here. Stop without acking: the batch is
-                # processed again after the restart, which the ordering makes safe.
-                log.critical("cannot publish, stopping the worker: %r", exc)
-                await app.crash(exc)
-                return
-            for e in events:
-                await manual.ack(e)
-            events = []
+                await app.held.flush()
+            except Exception:
+                return  # The app is crashing (logged above).
+
+    async def watch_held_batch() -> None:
+        try:
+            await app.held.watch()
+        except Exception:
+            return  # The app is crashing (logged in flush_records).
+
+    # Bounds the hold of a batch the agent cannot finish (worker/batching.py).
+    app.timer(interval=settings.held_batch_watch_s)(watch_held_batch)
 
     app.evaluate_contact_events = evaluate_contact_events
     _add_stall_timer(app, settings, topics.contact_events, commands_name)
@@ -131,8 +163,27 @@ def create_app(
         database=database,
         funnels=funnels,
         metrics=app.metrics,
+        liveness=lambda: agent_problem(app, settings),
     )
     return app
+
+
+def agent_waiting_s(app: StageEngineApp) -> float:
+    """Seconds the agent has finished no batch while records wait for it (0: none wait)."""
+    held: HeldBatch | None = getattr(app, "held", None)
+    if held is None:
+        return 0.0
+    stream = app.agent_stream
+    queued = stream is not None and not stream.channel.empty()
+    return held.stalled_for(waiting=queued)
+
+
+def agent_problem(app: StageEngineApp, settings: StageEngineSettings) -> str:
+    """Why the worker should be restarted ("" if it should not): its agent is stuck."""
+    waiting = agent_waiting_s(app)
+    if waiting > settings.agent_stall_after_s:
+        return f"agent stalled: records have waited {waiting:.0f}s with no batch finished"
+    return ""
 
 
 def commands_topic_name(settings: StageEngineSettings) -> str:
@@ -159,14 +210,14 @@ def _add_stall_timer(
         if rebalanced["pending"]:
             rebalanced["pending"] = False
             app.deadlines.rebuild(app.contact_to_state.items(), assigned)
-        ticks = [
-            (commands_topic, command_record(Tick(contact_id=contact_id, now=now)))
-            for contact_id, now in app.deadlines.due(assigned)
-        ]
-        # Through the handler's publisher, like every other record the worker sends.
-        acks = await publish_all(app.handler.publisher, ticks)
-        for failure in acks.failures:
-            log.warning("a stall tick was not acknowledged: %r", failure)
+        # Through the handler's publisher, like every other record the worker sends;
+        # awaited, and a tick not acknowledged is sent again at the next check.
+        await send_ticks(
+            app.handler.publisher,
+            app.deadlines.due(assigned),
+            commands_topic=commands_topic,
+            deadlines=app.deadlines,
+        )
 
     app.timer(interval=settings.stall_check_interval_s)(send_due_ticks)
 
@@ -191,4 +242,7 @@ def _faust_config(settings: StageEngineSettings, kafka: KafkaSettings) -> dict[s
         / 1000,
         "broker_commit_interval": settings.commit_interval_s,
         "consumer_auto_offset_reset": "earliest",
+        # Faust's public setting for the class of app.Table(): one whose changelog
+        # writes the agent can await.
+        "Table": DurableTable,
     }

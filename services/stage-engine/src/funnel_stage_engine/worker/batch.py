@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from funnel_shared.events import AnyStageOutput
 from funnel_shared.publishing import OutboundRecord
 
-from funnel_stage_engine.domain.contact import Outcome
+from funnel_stage_engine.domain.contact import Outcome, Position
 from funnel_stage_engine.domain.engine import ContactState
 
 __all__ = ["Batch", "Inbound", "Outbound", "StateStore", "Tally"]
@@ -36,6 +36,8 @@ class Inbound:
     command: bool = False
     # The faust event it came in: the table store needs it to find the key's partition.
     origin: Any = None
+    # Where it was read: a record at or below a position its contact remembers was applied.
+    position: Position | None = None
 
 
 # (topic, record): what ``funnel_shared.publishing.publish_all`` sends.

@@ -72,6 +72,10 @@ class DeadlineIndex:
         else:
             self._due.setdefault(partition, {})[contact_id] = deadline
 
+    def unsent(self, contact_id: str) -> None:
+        """The contact's tick was not acknowledged: the next ``due`` sends it again."""
+        self._sent.pop(contact_id, None)
+
     def saw(self, contact_id: str, event_time: datetime) -> None:
         """An event of ``contact_id`` at ``event_time`` was read: its partition's time advances."""
         partition = partition_of(contact_id, self._partitions)

@@ -192,6 +192,7 @@ class ContactEventHandler:
             processed_at=self.clock(),
             evaluate=self.evaluate,
             limits=self.limits,
+            position=record.position,
         )
         if decision.refused is not None:
             error = _REFUSALS.get(decision.refused.reason, ValueError)(decision.refused.detail)

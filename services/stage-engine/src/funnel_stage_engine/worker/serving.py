@@ -9,10 +9,12 @@ never blocks the agent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from faust.contrib.asgi import serve_asgi
 from funnel_shared.auth import Access
 from funnel_shared.settings import DatabaseSettings, KafkaSettings, TopicSettings
@@ -35,6 +37,7 @@ def attach_http_and_projection(
     database: DatabaseSettings | None,
     funnels: Sequence[Funnel],
     metrics: StageEngineMetrics,
+    liveness: Callable[[], str] = lambda: "",
 ) -> Projection:
     projection = Projection(
         kafka=kafka,
@@ -64,5 +67,16 @@ def attach_http_and_projection(
         worker_status=worker_status,
         access=Access.of(settings.api_tokens, metrics_require_token=settings.metrics_require_token),
     )
+
+    @web.middleware("http")
+    async def healthz_with_liveness(request: Request, call_next: Any) -> Response:
+        # /healthz says 503 (with the reason) when the worker should be restarted.
+        if request.url.path == "/healthz":
+            problem = liveness()
+            if problem:
+                return JSONResponse({"status": problem}, status_code=503)
+        response: Response = await call_next(request)
+        return response
+
     serve_asgi(app, web, host=settings.host, port=settings.port, access_log=False)
     return projection

@@ -1,0 +1,75 @@
+"""``python -m tests.support.faulty_stage_engine``: the real stage-engine worker, with faults
+in its producer seam, for crash tests against the real broker.
+
+Environment (all optional):
+- ``FAULT_CHANGELOG_REFUSE_AFTER=N``: the first N changelog records are sent; every later
+  one fails as the broker would refuse it (``NotEnoughReplicasError``) and is not sent.
+- ``FAULT_CHANGELOG_DELAY_S=S``: each changelog record waits S seconds before the client
+  takes it (a slow changelog: faust's buffer drains slower than its 0.1 s flush waits).
+- ``FAULT_COMMIT_LOG=path``: after every successful offset commit, one JSON line
+  ``{"topic:partition": offset, ...}`` is appended to ``path``.
+
+Only aiokafka's client classes are wrapped; the worker is otherwise the one users run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import aiokafka
+from aiokafka.errors import NotEnoughReplicasError
+
+CHANGELOG_SUFFIX = "-contact_to_state-changelog"
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a") as log:
+        log.write(text)
+
+
+def _install() -> None:
+    refuse_after = os.environ.get("FAULT_CHANGELOG_REFUSE_AFTER")
+    delay_s = float(os.environ.get("FAULT_CHANGELOG_DELAY_S", "0"))
+    commit_log = os.environ.get("FAULT_COMMIT_LOG")
+    sent = {"changelog": 0}
+    send = aiokafka.AIOKafkaProducer.send
+
+    async def faulty_send(self: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
+        if not topic.endswith(CHANGELOG_SUFFIX):
+            return await send(self, topic, *args, **kwargs)
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        sent["changelog"] += 1
+        if refuse_after is not None and sent["changelog"] > int(refuse_after):
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            refused.set_exception(NotEnoughReplicasError("injected by the test"))
+            return refused
+        return await send(self, topic, *args, **kwargs)
+
+    aiokafka.AIOKafkaProducer.send = faulty_send  # type: ignore[method-assign]
+
+    if commit_log:
+        commit = aiokafka.AIOKafkaConsumer.commit
+
+        async def logged_commit(self: Any, offsets: Any = None) -> Any:
+            result = await commit(self, offsets)
+            if offsets:
+                # faust passes OffsetAndMetadata, the projection's consumer plain offsets.
+                line = {
+                    f"{tp.topic}:{tp.partition}": getattr(meta, "offset", meta)
+                    for tp, meta in offsets.items()
+                }
+                _append(commit_log, json.dumps(line) + "\n")
+            return result
+
+        aiokafka.AIOKafkaConsumer.commit = logged_commit  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    _install()
+    from funnel_stage_engine.main import main
+
+    main()
