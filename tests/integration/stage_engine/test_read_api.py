@@ -14,7 +14,7 @@ from funnel_shared.settings import KafkaSettings, TopicSettings
 
 from tests.support.access import AUTH_HEADERS
 from tests.support.contact_events import START
-from tests.support.journey_set import HOUR, STAGES, STEPS, funnels_under_test, journey_set
+from tests.support.journey_set import STAGES, STEPS, funnels_under_test, journey_set
 from tests.support.projection_helpers import projected, read_web_app
 
 pytestmark = pytest.mark.integration
@@ -55,8 +55,8 @@ def _column(report: dict[str, object], field: str) -> list[object]:
 async def test_the_report_counts_and_converts_the_hand_computed_journey_set(
     read_api: ReadApi,
 ) -> None:
-    since = (START - HOUR).isoformat()
-    until = (START + timedelta(days=2)).isoformat()
+    since = START.date().isoformat()  # The report counts whole UTC days.
+    until = (START + timedelta(days=2)).date().isoformat()
     response = await read_api.client.get(
         "/v1/funnels/journey/report", params={"since": since, "until": until}
     )
@@ -92,7 +92,7 @@ async def test_a_skipped_stage_counts_as_reached_on_the_way_past(read_api: ReadA
 async def test_strict_funnel_reports_blocked_skips_at_the_stage_they_were_held_in(
     read_api: ReadApi,
 ) -> None:
-    params = {"since": (START - HOUR).isoformat()}
+    params = {"since": START.date().isoformat()}
     report = (await read_api.client.get("/v1/funnels/steps/report", params=params)).json()
     assert _column(report, "blocked") == [1, 0, 0]
     everything = (await read_api.client.get("/v1/funnels/steps/report")).json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 import asyncpg
@@ -54,8 +54,14 @@ def get_funnel(request: Request, name: str) -> Funnel:
 
 Pool = Annotated[asyncpg.Pool, Depends(read_pool)]
 FunnelDep = Annotated[Funnel, Depends(get_funnel)]
-Since = Annotated[datetime | None, Query(description="Range start (inclusive), ISO 8601.")]
-Until = Annotated[datetime | None, Query(description="Range end (exclusive), ISO 8601.")]
+Since = Annotated[
+    datetime | None,
+    Query(description="Range start (inclusive), ISO 8601; the report needs a UTC midnight."),
+]
+Until = Annotated[
+    datetime | None,
+    Query(description="Range end (exclusive), ISO 8601; the report needs a UTC midnight."),
+]
 ContactId = Annotated[
     str,
     Path(
@@ -114,8 +120,18 @@ async def show_funnel(funnel: FunnelDep) -> FunnelView:
 async def show_report(
     funnel: FunnelDep, pool: Pool, since: Since = None, until: Until = None
 ) -> ReportView:
-    """Per stage: reached, current, step conversion, time to convert, stalled, blocked."""
+    """Per stage: reached, current, step conversion, time to convert, stalled, blocked.
+
+    ``since`` and ``until`` are whole UTC days (midnights): the report reads per-day sums."""
     start, end = checked_range(since, until)
+    for name, moment in (("since", start), ("until", end)):
+        if moment is not None and moment.timetz() != time(tzinfo=UTC):
+            raise HTTPException(
+                422,
+                f"{name} ({moment.isoformat()}) is not a whole day: the report counts whole "
+                "UTC days, so since and until are midnights in UTC (e.g. 2026-11-23 or "
+                "2026-11-23T00:00:00Z)",
+            )
     report = await funnel_report(pool, funnel, since=start, until=end)
     return report_view(funnel, report, since=_aware(since), until=_aware(until))
 
@@ -123,11 +139,20 @@ async def show_report(
 async def funnel_report(
     pool: asyncpg.Pool, funnel: Funnel, *, since: datetime | None, until: datetime | None
 ) -> FunnelReport:
+    """The report over whole UTC days: ``since`` and ``until`` are midnights in UTC (the
+    API refuses others with a 422; the pages' ranges are whole days)."""
     stages = funnel.definition.stages
     counts = await stage_counts(
-        pool, funnel=funnel.name, stages=stages, since=_aware(since), until=_aware(until)
+        pool, funnel=funnel.name, stages=stages, since=_utc_day(since), until=_utc_day(until)
     )
     return build_report(funnel.name, stages, counts)
+
+
+def _utc_day(moment: datetime | None) -> date | None:
+    aware = _aware(moment)
+    if aware is None:
+        return None
+    return aware.astimezone(UTC).date()
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -1,17 +1,19 @@
-"""Queries over the projection: one contact's stages and history, and a funnel's report counts."""
+"""Queries over the projection: one contact's stages and history, and a funnel's report counts
+(read from the aggregates migration 0005 keeps)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
 from funnel_stage_engine.read.report import StageCounts
+from funnel_stage_engine.read.report_histogram import BUCKETS, percentile
 
-__all__ = ["HereNow", "contact_rows", "contacts_here_now", "stage_counts"]
+__all__ = ["HereNow", "contact_rows", "contacts_here_now", "ensure_report", "stage_counts"]
 
 
 async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -54,50 +56,9 @@ async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[di
     }
 
 
-# Per stage index: the first time each person moved forward into it or beyond. A merged
-# (anonymous) contact counts as the contact it was merged into: one person, counted once.
-_FIRST_REACHED = """
-WITH merged AS (
-    SELECT DISTINCT ON (merged_contact_id) merged_contact_id, contact_id
-    FROM contact_merges ORDER BY merged_contact_id, event_time
-), moves AS (
-    SELECT coalesce(m.contact_id, h.contact_id) AS contact_id, h.event_time,
-           array_position($2::text[], h.to_stage) - 1 AS to_index,
-           array_position($2::text[], h.from_stage) - 1 AS from_index
-    FROM stage_history h LEFT JOIN merged m ON m.merged_contact_id = h.contact_id
-    WHERE h.funnel = $1
-), firsts AS (
-    SELECT m.contact_id, s.idx, min(m.event_time) AS reached_at
-    FROM moves m
-    JOIN generate_series(0, cardinality($2::text[]) - 1) AS s(idx) ON m.to_index >= s.idx
-    WHERE m.to_index IS NOT NULL AND (m.from_index IS NULL OR m.to_index > m.from_index)
-    GROUP BY m.contact_id, s.idx
-), in_range AS (
-    SELECT * FROM firsts
-    WHERE ($3::timestamptz IS NULL OR reached_at >= $3)
-      AND ($4::timestamptz IS NULL OR reached_at < $4)
-)
-SELECT r.idx,
-       count(*) AS reached,
-       percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY extract(epoch FROM n.reached_at - r.reached_at)) AS median_s,
-       percentile_cont(0.9) WITHIN GROUP (
-           ORDER BY extract(epoch FROM n.reached_at - r.reached_at)) AS p90_s
-FROM in_range r
-LEFT JOIN firsts n ON n.contact_id = r.contact_id AND n.idx = r.idx + 1
-GROUP BY r.idx
-"""
-
 # "Here now" in a stage: its current stage, not merged away. The report's counts and the
 # stage page's list both use this condition, so they agree.
 _HERE_NOW = "funnel = $1 AND merged_into IS NULL"
-
-_CURRENT = f"""
-SELECT current_stage,
-       count(*) FILTER (WHERE stalled_at IS NULL) AS in_progress,
-       count(*) FILTER (WHERE stalled_at IS NOT NULL) AS stalled
-FROM contact_stages WHERE {_HERE_NOW} GROUP BY current_stage
-"""
 
 # Newest stay first, a page at a time by keyset (index contact_stages_here_now).
 _HERE_NOW_FIRST = f"""
@@ -145,36 +106,39 @@ async def contacts_here_now(
     return HereNow(total=int(total), contacts=contacts, next_after=next_after)
 
 
+_REACHED = """
+SELECT stage_idx, reached, went_on, hist, hist_us FROM report_reached
+WHERE funnel = $1 AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day < $3)
+"""
+
+_CURRENT = "SELECT stage, in_progress, stalled FROM report_current WHERE funnel = $1"
+
 _BLOCKED = """
-SELECT current_stage, count(*) AS blocked FROM stage_blocks
-WHERE funnel = $1 AND current_stage IS NOT NULL
-  AND ($2::timestamptz IS NULL OR event_time >= $2)
-  AND ($3::timestamptz IS NULL OR event_time < $3)
-GROUP BY current_stage
+SELECT stage, sum(n)::bigint AS blocked FROM report_blocked
+WHERE funnel = $1 AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day < $3)
+GROUP BY stage
 """
 
-
-# Per stage: people who stalled there (the stall's deadline in the range) and whose furthest
-# stage in the funnel is still that stage or an earlier one: they never progressed. A merged
-# (anonymous) contact counts as the contact it was merged into, judged by that one's furthest.
+# A person is counted at each stall day in the range whose previous stall day in that stage
+# is before the range (or that has none): once per stage, however often they stalled there.
 _DROPPED = """
-WITH merged AS (
-    SELECT DISTINCT ON (merged_contact_id) merged_contact_id, contact_id
-    FROM contact_merges ORDER BY merged_contact_id, event_time
-), stalls AS (
-    SELECT DISTINCT coalesce(m.contact_id, s.contact_id) AS contact_id, s.stage
-    FROM stage_stalls s LEFT JOIN merged m ON m.merged_contact_id = s.contact_id
-    WHERE s.funnel = $1
-      AND ($3::timestamptz IS NULL OR s.event_time >= $3)
-      AND ($4::timestamptz IS NULL OR s.event_time < $4)
-)
-SELECT st.stage, count(*) AS dropped
-FROM stalls st
-JOIN contact_stages c ON c.contact_id = st.contact_id AND c.funnel = $1
-WHERE c.merged_into IS NULL
-  AND array_position($2::text[], c.furthest_stage) <= array_position($2::text[], st.stage)
-GROUP BY st.stage
+SELECT stage, sum(n)::bigint AS dropped FROM report_dropped
+WHERE funnel = $1 AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day < $3)
+  AND (prev_day = '-infinity'::date OR prev_day < $2)
+GROUP BY stage
 """
+
+
+async def ensure_report(connection: asyncpg.Connection, funnel: str, stages: Sequence[str]) -> None:
+    """Register the funnel's stage list for its aggregates; (re)build them from the whole
+    history when it is new or has changed (once: the database function takes a lock and
+    checks again)."""
+    registered = await connection.fetchval(
+        "SELECT stages FROM report_funnels WHERE funnel = $1", funnel
+    )
+    if registered != list(stages):
+        async with connection.transaction():
+            await connection.execute("SELECT report_rebuild($1, $2::text[])", funnel, list(stages))
 
 
 async def stage_counts(
@@ -182,29 +146,51 @@ async def stage_counts(
     *,
     funnel: str,
     stages: Sequence[str],
-    since: datetime | None,
-    until: datetime | None,
+    since: date | None,
+    until: date | None,
 ) -> dict[str, StageCounts]:
-    """The report's raw counts per stage name (see ``report.py`` for the definitions)."""
+    """The report's raw counts per stage name over the days [since, until), from the
+    aggregates (see ``report.py`` for the definitions): O(days x stages) rows."""
     async with pool.acquire() as connection:
-        reached = await connection.fetch(_FIRST_REACHED, funnel, list(stages), since, until)
-        current = await connection.fetch(_CURRENT, funnel)
-        blocked = await connection.fetch(_BLOCKED, funnel, since, until)
-        dropped = await connection.fetch(_DROPPED, funnel, list(stages), since, until)
-    values: dict[str, dict[str, Any]] = {stage: {} for stage in stages}
+        await ensure_report(connection, funnel, stages)
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            reached = await connection.fetch(_REACHED, funnel, since, until)
+            current = await connection.fetch(_CURRENT, funnel)
+            blocked = await connection.fetch(_BLOCKED, funnel, since, until)
+            dropped = await connection.fetch(_DROPPED, funnel, since, until)
+    width = len(stages)
+    totals = [0] * width
+    counts = [[0] * BUCKETS for _ in range(width)]
+    sums_us = [[0] * BUCKETS for _ in range(width)]
     for row in reached:
-        values[stages[row["idx"]]].update(
-            reached=row["reached"], median_s=row["median_s"], p90_s=row["p90_s"]
-        )
-    for row in current:
-        if row["current_stage"] in values:
-            values[row["current_stage"]].update(
-                in_progress=row["in_progress"], stalled=row["stalled"]
+        index = row["stage_idx"] - 1
+        if not 0 <= index < width:
+            continue
+        totals[index] += row["reached"]
+        if row["went_on"]:
+            _add(counts[index], row["hist"])
+            _add(sums_us[index], row["hist_us"])
+    values: dict[str, dict[str, Any]] = {stage: {} for stage in stages}
+    for index, stage in enumerate(stages):
+        if totals[index]:
+            values[stage].update(
+                reached=totals[index],
+                median_s=percentile(counts[index], sums_us[index], 0.5),
+                p90_s=percentile(counts[index], sums_us[index], 0.9),
             )
+    for row in current:
+        if row["stage"] in values:
+            values[row["stage"]].update(in_progress=row["in_progress"], stalled=row["stalled"])
     for row in blocked:
-        if row["current_stage"] in values:
-            values[row["current_stage"]]["blocked"] = row["blocked"]
+        if row["stage"] in values:
+            values[row["stage"]]["blocked"] = row["blocked"]
     for row in dropped:
         if row["stage"] in values:
             values[row["stage"]]["dropped"] = row["dropped"]
     return {stage: StageCounts(**fields) for stage, fields in values.items()}
+
+
+def _add(into: list[int], slots: Sequence[int]) -> None:
+    for slot, value in enumerate(slots[: len(into)]):
+        if value:
+            into[slot] += value
