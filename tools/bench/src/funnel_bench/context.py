@@ -29,6 +29,10 @@ class BenchContext:
     e2e_seconds: float
     memory_contacts: int
     database_url: str  # The stage engine's projection database, migrated.
+    # The report benchmark: projection sizes, requests per figure, stage changes per round.
+    report_contacts: tuple[int, ...] = (100_000, 1_000_000)
+    report_requests: int = 200
+    report_writes: int = 6_000
     # py-spy summaries by what was profiled, filled in by the benchmarks.
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 

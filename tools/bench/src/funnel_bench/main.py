@@ -18,7 +18,14 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from funnel_bench import bench_e2e, bench_ingest, bench_memory, bench_notifier, bench_stage_engine
+from funnel_bench import (
+    bench_e2e,
+    bench_ingest,
+    bench_memory,
+    bench_notifier,
+    bench_report,
+    bench_stage_engine,
+)
 from funnel_bench.context import BenchContext
 from funnel_bench.load import load_tool
 from funnel_bench.projection_db import projection_database
@@ -38,6 +45,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "e2e": bench_e2e.run,
     "notifier": bench_notifier.run,
     "memory": bench_memory.run,
+    "report": bench_report.run,
 }
 
 
@@ -55,12 +63,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--e2e-seconds", type=float, default=30.0)
     parser.add_argument("--memory-contacts", type=int, default=100_000)
     parser.add_argument(
+        "--report-contacts",
+        type=_sizes,
+        default=(100_000, 1_000_000),
+        help="comma-separated projection sizes for the report benchmark",
+    )
+    parser.add_argument("--report-requests", type=int, default=200, help="per figure")
+    parser.add_argument(
+        "--report-writes", type=int, default=6_000, help="stage changes per write-cost round"
+    )
+    parser.add_argument(
         "--producer-batch-size",
         type=int,
         default=16384,
         help="KAFKA_PRODUCER_MAX_BATCH_SIZE for every producer (0: keep the environment's)",
     )
     return parser
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("one or more positive sizes, e.g. 100000,1000000")
+    return sizes
 
 
 def _selected(only: str) -> list[str]:
@@ -95,6 +120,9 @@ def run_benchmarks(args: argparse.Namespace) -> Path:
         "e2e_rate": args.e2e_rate,
         "e2e_seconds": args.e2e_seconds,
         "memory_contacts": args.memory_contacts,
+        "report_contacts": list(args.report_contacts),
+        "report_requests": args.report_requests,
+        "report_writes": args.report_writes,
         "benchmarks": ",".join(names),
     }
     with (
@@ -116,6 +144,9 @@ def run_benchmarks(args: argparse.Namespace) -> Path:
             e2e_seconds=args.e2e_seconds,
             memory_contacts=args.memory_contacts,
             database_url=database_url,
+            report_contacts=args.report_contacts,
+            report_requests=args.report_requests,
+            report_writes=args.report_writes,
         )
         results = [r for name in names for r in asyncio.run(_run_one(name, ctx))]
     command = "funnel-bench " + shlex.join(sys.argv[1:])

@@ -21,7 +21,7 @@ from funnel_devstack.processes import free_port
 from funnel_bench.notifier_parts import _create_database
 from funnel_bench.procs import entry_point
 
-__all__ = ["projection_database"]
+__all__ = ["migrate", "projection_database"]
 
 
 @contextmanager
@@ -32,17 +32,17 @@ def projection_database(workdir: Path) -> Iterator[str]:
         name = "bench_projection_" + uuid.uuid4().hex[:10]
         asyncio.run(_create_database(admin, name))
         url = f"{admin.rpartition('/')[0]}/{name}"
-        _migrate(url)
+        migrate(url)
         yield url
         return
     data_dir = workdir / "projection-postgres"
     with EmbeddedPostgres(data_dir=data_dir, port=free_port(), durable=False) as postgres:
         url = postgres.dsn()
-        _migrate(url)
+        migrate(url)
         yield url
 
 
-def _migrate(url: str) -> None:
+def migrate(url: str) -> None:
     subprocess.run(
         [entry_point("funnel-stage-engine"), "migrate"],
         env={**os.environ, "DATABASE_URL": url},
