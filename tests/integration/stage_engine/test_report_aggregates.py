@@ -202,7 +202,8 @@ async def _aggregates(pool: asyncpg.Pool, funnel: str) -> dict[str, list[tuple[o
     # behind by a figure taken away again, is the same as no row).
     tables = {
         "report_people": ("person_id", "firsts"),
-        "report_reached": ("day, stage_idx", "reached, went_on, hist, hist_us"),
+        "report_reached": ("day, stage_idx", "reached, went_on"),
+        "report_hist": ("day, stage_idx, bucket", "n, us"),
         "report_person_stalls": ("person_id, stage, day", ""),
         "report_dropped": ("day, stage, prev_day", "n"),
         "report_current": ("stage", "in_progress, stalled"),

@@ -13,7 +13,28 @@ import asyncpg
 from funnel_stage_engine.read.report import StageCounts
 from funnel_stage_engine.read.report_histogram import BUCKETS, percentile
 
-__all__ = ["HereNow", "contact_rows", "contacts_here_now", "ensure_report", "stage_counts"]
+__all__ = [
+    "CONTACT_QUERIES",
+    "HereNow",
+    "contact_rows",
+    "contacts_here_now",
+    "ensure_report",
+    "stage_counts",
+]
+
+
+# A contact's rows, each read by an index on the contact's id (tests/integration/
+# stage_engine/test_contact_read_indexes.py checks the plans at a realistic size).
+CONTACT_QUERIES = {
+    "current": "SELECT * FROM contact_stages WHERE contact_id = $1 ORDER BY funnel",
+    "history": "SELECT * FROM stage_history WHERE contact_id = $1 ORDER BY event_time, seq",
+    "blocked": "SELECT * FROM stage_blocks WHERE contact_id = $1 ORDER BY event_time, id",
+    "stalls": "SELECT * FROM stage_stalls WHERE contact_id = $1 ORDER BY event_time, id",
+    "merges": """
+        SELECT * FROM contact_merges WHERE contact_id = $1 OR merged_contact_id = $1
+        ORDER BY event_time, funnel
+        """,
+}
 
 
 async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -21,39 +42,14 @@ async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[di
 
     One snapshot for all five reads: the projection commits a contact's rows together,
     and reads outside one transaction could see its history without its current stage."""
+    rows: dict[str, list[dict[str, Any]]] = {}
     async with (
         pool.acquire() as connection,
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
-        current = await connection.fetch(
-            "SELECT * FROM contact_stages WHERE contact_id = $1 ORDER BY funnel", contact_id
-        )
-        history = await connection.fetch(
-            "SELECT * FROM stage_history WHERE contact_id = $1 ORDER BY event_time, seq",
-            contact_id,
-        )
-        blocked = await connection.fetch(
-            "SELECT * FROM stage_blocks WHERE contact_id = $1 ORDER BY event_time, id",
-            contact_id,
-        )
-        stalls = await connection.fetch(
-            "SELECT * FROM stage_stalls WHERE contact_id = $1 ORDER BY event_time, id",
-            contact_id,
-        )
-        merges = await connection.fetch(
-            """
-            SELECT * FROM contact_merges WHERE contact_id = $1 OR merged_contact_id = $1
-            ORDER BY event_time, funnel
-            """,
-            contact_id,
-        )
-    return {
-        "current": [dict(row) for row in current],
-        "history": [dict(row) for row in history],
-        "blocked": [dict(row) for row in blocked],
-        "stalls": [dict(row) for row in stalls],
-        "merges": [dict(row) for row in merges],
-    }
+        for name, query in CONTACT_QUERIES.items():
+            rows[name] = [dict(row) for row in await connection.fetch(query, contact_id)]
+    return rows
 
 
 # "Here now" in a stage: its current stage, not merged away. The report's counts and the
@@ -107,8 +103,15 @@ async def contacts_here_now(
 
 
 _REACHED = """
-SELECT stage_idx, reached, went_on, hist, hist_us FROM report_reached
+SELECT stage_idx, sum(reached)::bigint AS reached FROM report_reached
 WHERE funnel = $1 AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day < $3)
+GROUP BY stage_idx
+"""
+
+_HIST = """
+SELECT stage_idx, bucket, sum(n)::bigint AS n, sum(us)::bigint AS us FROM report_hist
+WHERE funnel = $1 AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day < $3)
+GROUP BY stage_idx, bucket
 """
 
 _CURRENT = "SELECT stage, in_progress, stalled FROM report_current WHERE funnel = $1"
@@ -155,6 +158,7 @@ async def stage_counts(
         await ensure_report(connection, funnel, stages)
         async with connection.transaction(isolation="repeatable_read", readonly=True):
             reached = await connection.fetch(_REACHED, funnel, since, until)
+            hist = await connection.fetch(_HIST, funnel, since, until)
             current = await connection.fetch(_CURRENT, funnel)
             blocked = await connection.fetch(_BLOCKED, funnel, since, until)
             dropped = await connection.fetch(_DROPPED, funnel, since, until)
@@ -163,13 +167,13 @@ async def stage_counts(
     counts = [[0] * BUCKETS for _ in range(width)]
     sums_us = [[0] * BUCKETS for _ in range(width)]
     for row in reached:
-        index = row["stage_idx"] - 1
-        if not 0 <= index < width:
-            continue
-        totals[index] += row["reached"]
-        if row["went_on"]:
-            _add(counts[index], row["hist"])
-            _add(sums_us[index], row["hist_us"])
+        if 0 <= row["stage_idx"] - 1 < width:
+            totals[row["stage_idx"] - 1] = row["reached"]
+    for row in hist:
+        index, slot = row["stage_idx"] - 1, row["bucket"] - 1
+        if 0 <= index < width and 0 <= slot < BUCKETS:
+            counts[index][slot] = row["n"]
+            sums_us[index][slot] = row["us"]
     values: dict[str, dict[str, Any]] = {stage: {} for stage in stages}
     for index, stage in enumerate(stages):
         if totals[index]:
@@ -188,9 +192,3 @@ async def stage_counts(
         if row["stage"] in values:
             values[row["stage"]]["dropped"] = row["dropped"]
     return {stage: StageCounts(**fields) for stage, fields in values.items()}
-
-
-def _add(into: list[int], slots: Sequence[int]) -> None:
-    for slot, value in enumerate(slots[: len(into)]):
-        if value:
-            into[slot] += value

@@ -9,9 +9,10 @@ summarise, per funnel:
 
 - ``report_people``: per person (a merged anonymous contact counts as the contact it was
   merged into) the first time it moved forward into each stage or a later one;
-- ``report_reached``: per stage and UTC day of that first time, how many people, how many
-  of them went on to the next stage, and a fixed-bucket histogram of the time it took
-  (count and exact sum, in microseconds, per bucket: 4 buckets per doubling of seconds);
+- ``report_reached``: per stage and UTC day of that first time, how many people and how
+  many of them went on to the next stage; ``report_hist`` a fixed-bucket histogram of the
+  time it took (count and exact sum, in microseconds, per bucket present: 4 buckets per
+  doubling of seconds);
 - ``report_person_stalls`` / ``report_dropped``: the UTC days each person stalled in a
   stage, and, for the people who never progressed past it, a count per (stage, day, the
   person's previous stall day there), so a range counts each person once;
@@ -59,9 +60,16 @@ CREATE TABLE report_reached (
     stage_idx  integer NOT NULL,
     reached    bigint NOT NULL,
     went_on    bigint NOT NULL,
-    hist       bigint[] NOT NULL,
-    hist_us    bigint[] NOT NULL,
     PRIMARY KEY (funnel, day, stage_idx)
+);
+CREATE TABLE report_hist (
+    funnel     text NOT NULL,
+    day        date NOT NULL,
+    stage_idx  integer NOT NULL,
+    bucket     integer NOT NULL,
+    n          bigint NOT NULL,
+    us         bigint NOT NULL,  -- the sum of the times, in microseconds
+    PRIMARY KEY (funnel, day, stage_idx, bucket)
 );
 CREATE TABLE report_person_stalls (
     funnel     text NOT NULL,
@@ -126,46 +134,56 @@ BEGIN
     RETURN (SELECT stages FROM report_funnels WHERE funnel = f);
 END $$;
 
--- Add (sign +1) or take away (-1) one person's figure for stage k, reached on day d,
--- who went on after interval gap (NULL: did not go on).
-CREATE FUNCTION report_reach_add(f text, k integer, d date, gap interval, sign integer)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    b integer := CASE WHEN gap IS NULL THEN NULL ELSE report_bucket(gap) END;
-    us bigint := CASE WHEN gap IS NULL THEN 0 ELSE report_micros(gap) END;
-    h bigint[] := array_fill(0::bigint, ARRAY[{BUCKETS}]);
-    hu bigint[] := array_fill(0::bigint, ARRAY[{BUCKETS}]);
-    slot integer := coalesce(b, 1);
-    went integer := CASE WHEN b IS NULL THEN 0 ELSE sign END;
-BEGIN
-    h[slot] := went;
-    hu[slot] := went * us;
-    INSERT INTO report_reached AS r (funnel, day, stage_idx, reached, went_on, hist, hist_us)
-    VALUES (f, d, k, sign, went, h, hu)
+-- Add to one stage's figures of one day: reached, went on, and one histogram slot.
+CREATE FUNCTION report_reach_add(f text, k integer, d date, dr integer, dw integer)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO report_reached AS r (funnel, day, stage_idx, reached, went_on)
+    VALUES (f, d, k, dr, dw)
     ON CONFLICT (funnel, day, stage_idx) DO UPDATE SET
-        reached = r.reached + excluded.reached,
-        went_on = r.went_on + excluded.went_on,
-        hist[slot] = r.hist[slot] + excluded.hist[slot],
-        hist_us[slot] = r.hist_us[slot] + excluded.hist_us[slot];
-END $$;
+        reached = r.reached + excluded.reached, went_on = r.went_on + excluded.went_on
+$$;
+
+CREATE FUNCTION report_hist_add(f text, k integer, d date, gap interval, sign integer)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO report_hist AS r (funnel, day, stage_idx, bucket, n, us)
+    VALUES (f, d, k, report_bucket(gap), sign, sign * report_micros(gap))
+    ON CONFLICT (funnel, day, stage_idx, bucket) DO UPDATE SET
+        n = r.n + excluded.n, us = r.us + excluded.us
+$$;
 
 -- Replace a person's first-reach times ``old`` by ``new``: only the stages whose figure
--- changes (its own first time or the next stage's) are touched.
+-- changes (its own first time or the next stage's) are touched, a day's row once.
 CREATE FUNCTION report_reach_delta(f text, n integer, old timestamptz[], new timestamptz[])
 RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    old_day date;
+    new_day date;
+    old_gap interval;
+    new_gap interval;
 BEGIN
     FOR k IN 1..n LOOP
         IF old[k] IS DISTINCT FROM new[k] OR old[k + 1] IS DISTINCT FROM new[k + 1] THEN
-            IF old[k] IS NOT NULL THEN
-                PERFORM report_reach_add(
-                    f, k, report_day(old[k]),
-                    CASE WHEN k < n THEN old[k + 1] - old[k] END, -1);
+            old_day := report_day(old[k]);
+            new_day := report_day(new[k]);
+            old_gap := CASE WHEN k < n THEN old[k + 1] - old[k] END;
+            new_gap := CASE WHEN k < n THEN new[k + 1] - new[k] END;
+            IF old_day = new_day THEN
+                IF (old_gap IS NULL) <> (new_gap IS NULL) THEN
+                    PERFORM report_reach_add(
+                        f, k, new_day, 0, CASE WHEN new_gap IS NULL THEN -1 ELSE 1 END);
+                END IF;
+            ELSE
+                IF old_day IS NOT NULL THEN
+                    PERFORM report_reach_add(
+                        f, k, old_day, -1, CASE WHEN old_gap IS NULL THEN 0 ELSE -1 END);
+                END IF;
+                IF new_day IS NOT NULL THEN
+                    PERFORM report_reach_add(
+                        f, k, new_day, 1, CASE WHEN new_gap IS NULL THEN 0 ELSE 1 END);
+                END IF;
             END IF;
-            IF new[k] IS NOT NULL THEN
-                PERFORM report_reach_add(
-                    f, k, report_day(new[k]),
-                    CASE WHEN k < n THEN new[k + 1] - new[k] END, 1);
-            END IF;
+            IF old_gap IS NOT NULL THEN PERFORM report_hist_add(f, k, old_day, old_gap, -1); END IF;
+            IF new_gap IS NOT NULL THEN PERFORM report_hist_add(f, k, new_day, new_gap, 1); END IF;
         END IF;
     END LOOP;
 END $$;
@@ -381,6 +399,7 @@ BEGIN
     END IF;
     DELETE FROM report_people WHERE funnel = f;
     DELETE FROM report_reached WHERE funnel = f;
+    DELETE FROM report_hist WHERE funnel = f;
     DELETE FROM report_person_stalls WHERE funnel = f;
     DELETE FROM report_dropped WHERE funnel = f;
     DELETE FROM report_current WHERE funnel = f;
@@ -410,23 +429,18 @@ BEGIN
     )
     SELECT f, p, array_agg(t ORDER BY k) FROM per_stage GROUP BY p;
 
-    INSERT INTO report_reached (funnel, day, stage_idx, reached, went_on, hist, hist_us)
-    WITH figures AS (
-        SELECT k, report_day(firsts[k]) AS d,
-               CASE WHEN k < n THEN firsts[k + 1] - firsts[k] END AS gap
-        FROM report_people CROSS JOIN generate_series(1, n) AS k
-        WHERE funnel = f AND firsts[k] IS NOT NULL
-    ), slots AS (
-        SELECT k, d, report_bucket(gap) AS b, count(*) AS c, sum(report_micros(gap)) AS us
-        FROM figures WHERE gap IS NOT NULL GROUP BY k, d, report_bucket(gap)
-    ), totals AS (
-        SELECT k, d, count(*) AS reached, count(gap) AS went_on FROM figures GROUP BY k, d
-    )
-    SELECT f, t.d, t.k, t.reached, t.went_on,
-           array_agg(coalesce(s.c, 0) ORDER BY i), array_agg(coalesce(s.us, 0)::bigint ORDER BY i)
-    FROM totals t CROSS JOIN generate_series(1, {BUCKETS}) AS i
-    LEFT JOIN slots s ON s.k = t.k AND s.d = t.d AND s.b = i
-    GROUP BY t.d, t.k, t.reached, t.went_on;
+    INSERT INTO report_reached (funnel, day, stage_idx, reached, went_on)
+    SELECT f, report_day(firsts[k]), k, count(*), count(firsts[k + 1]) FILTER (WHERE k < n)
+    FROM report_people CROSS JOIN generate_series(1, n) AS k
+    WHERE funnel = f AND firsts[k] IS NOT NULL
+    GROUP BY report_day(firsts[k]), k;
+
+    INSERT INTO report_hist (funnel, day, stage_idx, bucket, n, us)
+    SELECT f, report_day(firsts[k]), k, report_bucket(firsts[k + 1] - firsts[k]), count(*),
+           sum(report_micros(firsts[k + 1] - firsts[k]))
+    FROM report_people CROSS JOIN generate_series(1, n - 1) AS k
+    WHERE funnel = f AND firsts[k + 1] IS NOT NULL
+    GROUP BY report_day(firsts[k]), k, report_bucket(firsts[k + 1] - firsts[k]);
 
     INSERT INTO report_person_stalls (funnel, person_id, stage, day)
     SELECT DISTINCT f, coalesce(m.contact_id, s.contact_id), s.stage, report_day(s.event_time)
@@ -489,14 +503,15 @@ DROP FUNCTION report_droppable_now(text, text[], text, text);
 DROP FUNCTION report_droppable(text[], text, boolean, text, text);
 DROP FUNCTION report_dropped_add(text, text, text, integer);
 DROP FUNCTION report_reach_delta(text, integer, timestamptz[], timestamptz[]);
-DROP FUNCTION report_reach_add(text, integer, date, interval, integer);
+DROP FUNCTION report_hist_add(text, integer, date, interval, integer);
+DROP FUNCTION report_reach_add(text, integer, date, integer, integer);
 DROP FUNCTION report_registered(text);
 DROP FUNCTION report_person(text);
 DROP FUNCTION report_micros(interval);
 DROP FUNCTION report_bucket(interval);
 DROP FUNCTION report_day(timestamptz);
 DROP TABLE report_blocked, report_current, report_dropped, report_person_stalls,
-    report_reached, report_people, report_funnels;
+    report_hist, report_reached, report_people, report_funnels;
 """
 
 
