@@ -201,10 +201,8 @@ async def _aggregates(pool: asyncpg.Pool, funnel: str) -> dict[str, list[tuple[o
     # Per table: its key columns, then its figures (a row whose figures are all zero, left
     # behind by a figure taken away again, is the same as no row).
     tables = {
-        "report_people": ("person_id", "firsts"),
         "report_reached": ("day, stage_idx", "reached, went_on"),
         "report_hist": ("day, stage_idx, bucket", "n, us"),
-        "report_person_stalls": ("person_id, stage, day", ""),
         "report_dropped": ("day, stage, prev_day", "n"),
         "report_current": ("stage", "in_progress, stalled"),
         "report_blocked": ("day, stage", "n"),
