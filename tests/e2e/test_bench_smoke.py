@@ -35,6 +35,8 @@ RESULT_KEYS = {
 }
 MEASURED = {"ingest.batch", "ingest.single", "stage_engine", "e2e.p50", "e2e.p99"}
 MEASURED |= {"memory.rss", "memory.state", "notifier.deliveries", "notifier.delay"}
+REPORT = {"report.report.400", "report.report_30d.400", "report.contact.400", "report.page.400"}
+REPORT |= {"report.flat", "report.write"}
 WITH_BASELINE = {"ingest.batch", "ingest.single", "stage_engine", "notifier.deliveries"}
 
 
@@ -47,6 +49,7 @@ def test_bench_writes_a_complete_report_for_every_benchmark(
     argv = [entry_point("funnel-bench"), "--duration", "0.5", "--out", str(out)]
     argv += ["--stage-events", "1000", "--e2e-rate", "50", "--e2e-seconds", "1"]
     argv += ["--memory-contacts", "100"]
+    argv += ["--report-contacts", "200,400", "--report-requests", "5", "--report-writes", "150"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env |= {**kafka_env, "DATABASE_URL": postgres_admin_dsn}  # The notifier's server.
     finished = subprocess.run(
@@ -67,7 +70,10 @@ def test_bench_writes_a_complete_report_for_every_benchmark(
         if r["status"] == "failed" or (r["status"] != "ok" and n in MEASURED)
     }
     assert not failed, failed
-    assert set(results) >= MEASURED
+    assert set(results) >= MEASURED | REPORT
+    for name in REPORT:
+        assert isinstance(results[name]["figure"], (int, float)), name
+        assert results[name]["target_met"] is not None, name
     for name in MEASURED:
         assert isinstance(results[name]["figure"], (int, float)), name
     # The state size is read off a topic, the delay off the receiver: no CPU of their own.

@@ -45,8 +45,7 @@ __all__ = ["run"]
 FUNNEL = "lifecycle"
 _TABLES = (
     "stage_history, stage_stalls, stage_blocks, contact_merges, contact_stages, report_funnels,"
-    " report_people, report_reached, report_person_stalls, report_dropped, report_current,"
-    " report_blocked"
+    " report_reached, report_hist, report_dropped, report_current, report_blocked"
 )
 
 
