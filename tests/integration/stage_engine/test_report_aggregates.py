@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -65,8 +65,11 @@ class History:
     records: list[AnyStageOutput] = field(default_factory=list)
 
 
+Stall = tuple[int, int | None] | None
+
+
 def _contact_records(
-    name: str, funnel: str, start: int, steps: list[tuple[int, int, object]]
+    name: str, funnel: str, start: int, steps: Sequence[tuple[int, int, Stall]]
 ) -> list[AnyStageOutput]:
     """A contact's stage changes and stalls, in the order the engine emits them."""
     moves: list[tuple[str, datetime]] = []
@@ -80,7 +83,7 @@ def _contact_records(
         moves.append((STAGES[target], BASE + timedelta(hours=hour)))
         previous = target
         if stall is not None:
-            after, back = stall  # type: ignore[misc]
+            after, back = stall
             stalls[len(moves) - 1] = (after, back)
             hour += after
             if back is not None and back != target:
@@ -110,19 +113,18 @@ def histories(draw: st.DrawFn) -> History:
     rng = random.Random(draw(st.integers(0, 2**32)))
     known = [f"{funnel}-c{i}" for i in range(draw(st.integers(1, 6)))]
     anonymous = [f"{funnel}-a{i}" for i in range(draw(st.integers(0, 4)))]
-    streams: list[list[AnyStageOutput]] = []
     survivors: dict[str, list[AnyStageOutput]] = {}
     for contact in known + anonymous:
         start, steps = draw(life)
-        records = _contact_records(contact, funnel, start, steps)
+        own = _contact_records(contact, funnel, start, steps)
         if contact in known and draw(st.booleans()):
             at = BASE + timedelta(hours=draw(st.integers(0, HOURS)))
             current = draw(st.sampled_from(STAGES))
-            records.insert(
-                rng.randrange(len(records) + 1),
+            own.insert(
+                rng.randrange(len(own) + 1),
                 blocked(contact, funnel, current=current, attempted="customer", at=at),
             )
-        survivors[contact] = records
+        survivors[contact] = own
     for anon in anonymous:
         if not known or not draw(st.booleans()):
             continue
@@ -137,7 +139,7 @@ def histories(draw: st.DrawFn) -> History:
             at=at,
         )
         survivors[into].insert(rng.randrange(len(survivors[into]) + 1), merge)
-    streams = [records for records in survivors.values() if records]
+    streams = [own for own in survivors.values() if own]
     # Interleave the contacts (each one's records stay in order, as in its partition).
     records: list[AnyStageOutput] = []
     while streams:
@@ -172,7 +174,9 @@ def _days(history: History) -> list[date]:
     return [first + timedelta(days=n) for n in range(-1, (last - first).days + 2)]
 
 
-async def _compare(pool: asyncpg.Pool, history: History, since: date | None, until: date | None):
+async def _compare(
+    pool: asyncpg.Pool, history: History, since: date | None, until: date | None
+) -> None:
     counts = await stage_counts(
         pool, funnel=history.funnel, stages=STAGES, since=since, until=until
     )
