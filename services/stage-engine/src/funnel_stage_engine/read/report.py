@@ -8,7 +8,8 @@ Definitions (``docs/read-api.md``, "Read API and funnel pages", repeats them):
 - *step conversion* from stage s: reached(s + 1) / reached(s); none for the
   last stage, or when nobody reached s.
 - *time to convert* from s: first reaching s + 1 minus first reaching s, for
-  the contacts counted in reached(s) that went on; median and p90.
+  the contacts counted in reached(s) that went on; median and p90, estimated from
+  the aggregates' histogram (``report_histogram.py``: within one slot).
 - *in progress* / *stalled*: contacts whose current stage is s now, split by
   whether a stall was recorded during their present stay (not range-bound).
 - *blocked*: refused skips (strict funnels) in the range, counted at the stage
