@@ -198,7 +198,7 @@ async def _compare(
             assert (estimate is None) == (exact is None), f"{name} at {where}"
             if exact is not None:
                 # Within one slot: under 19% off, or under 1 s for times under a second.
-                assert exact / WIDTH - 1.0 - 1e-6 <= estimate <= exact * WIDTH + 1e-6, where
+                assert exact / WIDTH - 1.0 - 1e-6 <= estimate <= exact * WIDTH + 1.0 + 1e-6, where
 
 
 async def _aggregates(pool: asyncpg.Pool, funnel: str) -> dict[str, list[tuple[object, ...]]]:
