@@ -14,6 +14,7 @@ then leave exactly the aggregates the triggers kept.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -264,3 +265,43 @@ async def test_the_aggregate_report_equals_the_report_from_history(
             "SELECT report_rebuild($1, $2::text[], true)", history.funnel, STAGES
         )
     assert await _aggregates(pool, history.funnel) == kept
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=histories(), seed=st.integers())
+async def test_two_projections_storing_partitions_at_once_keep_the_report_exact(
+    module_projection_database: str, history: History, seed: int
+) -> None:
+    """Two projection instances (their own pools) store two partitions at the same time: a
+    merge is stored by the identified contact's partition while the anonymous contact's
+    changes are stored by the other. Aggregate maintenance is serialised, so the figures
+    still equal the report from history."""
+    rng = random.Random(seed)
+    # Partition by contact, as the engine keys its outputs.
+    partitions: list[list[AnyStageOutput]] = [[], []]
+    for record in history.records:
+        partitions[hash(record.contact_id) % 2].append(record)
+    pools = [
+        await asyncpg.create_pool(module_projection_database, min_size=1, max_size=2)
+        for _ in partitions
+    ]
+    try:
+        async with pools[0].acquire() as connection:
+            await ensure_report(connection, history.funnel, STAGES)
+        await asyncio.gather(
+            *(
+                _store(pool, records, random.Random(rng.random()))
+                for pool, records in zip(pools, partitions, strict=True)
+            )
+        )
+        await _compare(pools[0], history, None, None)
+        days = _days(history)
+        since, until = sorted(rng.sample(days, 2)) if len(days) > 1 else (days[0], days[0])
+        await _compare(pools[0], history, since, until)
+    finally:
+        for pool in pools:
+            await pool.close()
