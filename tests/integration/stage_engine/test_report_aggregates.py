@@ -16,19 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
+import signal
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
-from funnel_shared.events import AnyStageOutput
+from funnel_shared.events import AnyStageOutput, StageChanged
 from funnel_stage_engine.read.projection_store import ProjectionStore
 from funnel_stage_engine.read.reads import ensure_report, stage_counts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.report_crash_child import RECORDS
 from tests.support.report_oracle import stage_counts_from_history
 from tests.support.stage_outputs import blocked, journey, merged, stalled
 
@@ -305,3 +311,57 @@ async def test_two_projections_storing_partitions_at_once_keep_the_report_exact(
     finally:
         for pool in pools:
             await pool.close()
+
+
+@settings(
+    max_examples=5,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=histories(), cut=st.floats(0.1, 0.9))
+async def test_a_projection_killed_inside_a_batch_leaves_rows_and_report_in_step(
+    pool: asyncpg.Pool, module_projection_database: str, history: History, cut: float
+) -> None:
+    """kill -9 of a process storing a batch, at the moment that matters: its rows written
+    and the touched people's figures taken away, not yet added again. The batch is lost
+    as a whole (rows and figures: one transaction), the report still equals the one from
+    the history stored, and storing everything again (the projection resumes from its
+    committed offsets) makes it whole."""
+    if len(history.records) < 2:
+        return
+    async with pool.acquire() as connection:
+        await ensure_report(connection, history.funnel, STAGES)
+    stop_at = max(1, int(len(history.records) * cut))
+    path = Path(tempfile.mkdtemp(prefix="report-crash-")) / "records.json"
+    path.write_bytes(RECORDS.dump_json(history.records))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.report_crash_child",
+        module_projection_database,
+        str(path),
+        str(stop_at),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), timeout=120)
+        assert line.strip() == b"halted", line
+        os.kill(child.pid, signal.SIGKILL)
+        await asyncio.wait_for(child.wait(), timeout=60)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM stage_history WHERE funnel = $1", history.funnel
+    )
+    first = {r.id for r in history.records[:stop_at] if isinstance(r, StageChanged)}
+    assert stored == len(first)  # The halted batch is not there, the first one is.
+    await _compare(pool, history, None, None)
+    await _store(pool, history.records, random.Random(stop_at))
+    assert await pool.fetchval(
+        "SELECT count(*) FROM stage_history WHERE funnel = $1", history.funnel
+    ) == len({r.id for r in history.records if isinstance(r, StageChanged)})
+    await _compare(pool, history, None, None)
