@@ -9,7 +9,8 @@ after the history (a rebuild from history, as on an upgrade). For the whole time
 random whole-day ranges, every count must equal the oracle's (``tests/support/
 report_oracle.py``: the report query from before the aggregates) and the median and p90
 times to convert must lie within the histogram's documented bound. A forced rebuild must
-then leave exactly the aggregates the triggers kept.
+then leave exactly the aggregates the projection kept. Two projections storing two
+partitions at once, and one killed (kill -9) inside a batch's transaction, keep them too.
 """
 
 from __future__ import annotations
