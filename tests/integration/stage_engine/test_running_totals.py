@@ -123,7 +123,13 @@ def _total(contact: str, total: float, sequence: int) -> TotalChanged:
     cause = f"m-{sequence}"
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC) + timedelta(hours=sequence)
     return TotalChanged(
-        id=total_changed_id(funnel="value", contact_id=contact, rule_id="lifetime", cause_id=cause),
+        id=total_changed_id(
+            funnel="value",
+            contact_id=contact,
+            rule_id="lifetime",
+            cause_id=cause,
+            sequence=sequence,
+        ),
         funnel="value",
         funnel_version="v1",
         contact_id=contact,

@@ -87,7 +87,7 @@ def test_an_amount_that_moves_no_one_still_publishes_the_running_total() -> None
     assert by_rule["all-time"].within_seconds is None
     # The deterministic id: a replay of the event publishes the same one.
     assert lifetime.id == total_changed_id(
-        funnel="value", contact_id="c-1", rule_id="lifetime", cause_id=order.message_id
+        funnel="value", contact_id="c-1", rule_id="lifetime", cause_id=order.message_id, sequence=1
     )
     # No stage change: the totals are all there is, and the record is not a change.
     assert [type(o).__name__ for o in decision.outputs] == ["TotalChanged", "TotalChanged"]
@@ -192,3 +192,28 @@ def test_a_total_changed_is_a_stage_output_on_the_wire() -> None:
     wire = total.model_dump_json(by_alias=True)
     assert '"kind":"total_changed"' in wire and '"withinSeconds":604800.0' in wire
     assert TypeAdapter(StageOutput).validate_json(wire) == total
+
+
+def test_a_merge_resent_with_more_history_publishes_a_new_total_under_a_new_id() -> None:
+    def anonymous_order(amount: float, at: timedelta) -> ContactEvent:
+        return _order(amount, at, contact="a-1").model_copy(
+            update={"user_id": None, "anonymous_id": "a-1"}
+        )
+
+    # The anonymous contact applied one more event before a crash let it store its pointer.
+    first_order = anonymous_order(400, days(0))
+    before_crash, _ = _run([first_order])
+    more, _ = _run([first_order, anonymous_order(100, days(1))])
+    user, _ = _run([_order(500, days(1), contact="u-1")])
+    link = Link(anonymous_id="a-1", user_id="u-1", message_id="m-identify", event_time=T0)
+    [first] = _decide(before_crash, link).commands
+    [again] = _decide(more, link).commands
+
+    merged = _decide(user, first)
+    assert merged.state is not None
+    remerged = _decide(merged.state, again)
+
+    [one] = [t for t in _totals(merged) if t.rule_id == "all-time"]
+    [two] = [t for t in _totals(remerged) if t.rule_id == "all-time"]
+    assert (one.total, one.sequence, two.total, two.sequence) == (900, 2, 1000, 3)
+    assert one.cause_message_id == two.cause_message_id and one.id != two.id

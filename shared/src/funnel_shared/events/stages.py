@@ -230,9 +230,15 @@ class StageStalled(Wire):
     traits: JsonObject = Field(default_factory=dict)
 
 
-def total_changed_id(*, funnel: str, contact_id: str, rule_id: str, cause_id: str) -> str:
-    """Deterministic id of one rule's running total changed by one event or merge."""
-    name = "\x1f".join(("total", funnel, contact_id, rule_id, cause_id))
+def total_changed_id(
+    *, funnel: str, contact_id: str, rule_id: str, cause_id: str, sequence: int
+) -> str:
+    """Deterministic id of one rule's running total changed by one event or merge.
+
+    With the sequence: a merge re-sent with more history changes the total again under
+    the same merge id, and must not look like a replay of the first.
+    """
+    name = "\x1f".join(("total", funnel, contact_id, rule_id, cause_id, str(sequence)))
     return str(uuid.uuid5(STAGE_CHANGED_NAMESPACE, name))
 
 
@@ -248,7 +254,9 @@ class TotalChanged(Wire):
     """
 
     kind: Literal["total_changed"] = "total_changed"
-    id: str = Field(description="Deterministic: funnel, contact, rule and the causing id.")
+    id: str = Field(
+        description="Deterministic: funnel, contact, rule, the causing id and the sequence."
+    )
     funnel: str
     funnel_version: str
     contact_id: str

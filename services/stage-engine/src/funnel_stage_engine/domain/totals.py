@@ -90,7 +90,11 @@ def _total_changed(
     assert rule.sum is not None
     return TotalChanged(
         id=total_changed_id(
-            funnel=funnel.name, contact_id=contact_id, rule_id=rule.id, cause_id=cause_id
+            funnel=funnel.name,
+            contact_id=contact_id,
+            rule_id=rule.id,
+            cause_id=cause_id,
+            sequence=kept.changes,
         ),
         funnel=funnel.name,
         funnel_version=funnel.version,
