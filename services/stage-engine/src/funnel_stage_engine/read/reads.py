@@ -15,9 +15,10 @@ __all__ = ["HereNow", "contact_rows", "contacts_here_now", "stage_counts"]
 
 
 async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Current stages, history (event time, then stored order) and blocked skips of a contact.
+    """Current stages, history (event time, then stored order), blocked skips, stalls, merges
+    and running totals of a contact.
 
-    One snapshot for all five reads: the projection commits a contact's rows together,
+    One snapshot for all six reads: the projection commits a contact's rows together,
     and reads outside one transaction could see its history without its current stage."""
     async with (
         pool.acquire() as connection,
@@ -38,6 +39,10 @@ async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[di
             "SELECT * FROM stage_stalls WHERE contact_id = $1 ORDER BY event_time, id",
             contact_id,
         )
+        totals = await connection.fetch(
+            "SELECT * FROM contact_totals WHERE contact_id = $1 ORDER BY funnel, rule_id",
+            contact_id,
+        )
         merges = await connection.fetch(
             """
             SELECT * FROM contact_merges WHERE contact_id = $1 OR merged_contact_id = $1
@@ -51,6 +56,7 @@ async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[di
         "blocked": [dict(row) for row in blocked],
         "stalls": [dict(row) for row in stalls],
         "merges": [dict(row) for row in merges],
+        "totals": [dict(row) for row in totals],
     }
 
 
