@@ -4,6 +4,8 @@
   ``model_dump(by_alias=True)``: same event (byte for byte on the wire) or the same
   refusal, for any message, including extra fields named like ContactEvent fields.
 - ``new_message_id`` is a version 4 UUID in its canonical text form.
+- A single message's answer and delivery (its ack awaited directly) are what the general
+  code (pydantic's encoding, ``publish_all``) gives.
 - ``limits.measure`` (one encoding for the size and the U+0000 search) agrees with
   ``json_size`` and a full ``find_nul`` walk.
 
@@ -12,19 +14,28 @@ The reference implementations below are the code as it was before (issue 19).
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError
+from funnel_ingest.api_models import Accepted
 from funnel_ingest.limits import find_nul, json_size, measure
 from funnel_ingest.normalize import new_message_id, normalize
+from funnel_ingest.produce import ProducerHandle
+from funnel_ingest.tracking import _accepted_answer, _answer
+from funnel_shared import publishing
 from funnel_shared.events import ContactEvent, SegmentMessage, SegmentMessageBase, SourceKind
 from funnel_shared.ids import is_blocked_id
+from funnel_shared.publishing import OutboundRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from tests.support.fake_publisher import FakePublisher
 from tests.unit.ingest.test_fuzz import json_values, messages
 
 RECEIVED = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -165,6 +176,23 @@ def test_message_ids_are_version_4_uuids() -> None:
         assert str(parsed) == text
 
 
+def test_a_forked_child_never_repeats_its_parents_message_ids() -> None:
+    new_message_id()  # The pool now holds bytes the child must not reuse.
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.close(read)
+        os.write(write, "\n".join(new_message_id() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        in_child = pipe.read().split("\n")
+    os.waitpid(child, 0)
+    in_parent = [new_message_id() for _ in range(8)]
+    assert len(in_child) == 8
+    assert not set(in_child) & set(in_parent)
+
+
 _nul_texts = st.text(max_size=6) | st.sampled_from(["a\x00b", "\x00", "\ud800", "é\x00"])
 _nul_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _nul_texts,
@@ -181,3 +209,41 @@ def test_measure_agrees_with_encoding_and_walking(value: Any) -> None:
     assert size == json_size(value)
     if size is not None:
         assert nul_at == find_nul(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message_id=st.text(st.characters(blacklist_categories=["Cs"]), max_size=40))
+def test_the_single_answer_is_what_pydantic_wrote(message_id: str) -> None:
+    accepted = Accepted(message_id=message_id)
+    assert _accepted_answer(accepted).body == _answer(accepted).body
+
+
+def _deliver_one(publisher: FakePublisher, *, direct: bool) -> Any:
+    record = OutboundRecord(key="k", value=b"{}", headers=[])
+    handle = ProducerHandle(kafka=None, publisher=publisher, timeout_s=1.0)
+
+    async def run() -> Any:
+        try:
+            if direct:
+                acks = await handle.deliver([("topic", record)])
+            else:
+                acks = await publishing.publish_all(publisher, [("topic", record)])
+        except Exception as exc:  # send() itself refused: both raise it.
+            return ("raised", exc)
+        return ("acks", acks.outcomes)
+
+    return asyncio.run(run())
+
+
+def test_one_record_is_delivered_as_publish_all_delivers_it() -> None:
+    failure = KafkaConnectionError("broker gone")
+    for case in ("acked", "ack failed", "send refused"):
+        outcomes = []
+        for direct in (True, False):
+            publisher = FakePublisher()
+            if case == "ack failed":
+                publisher.fail_with = failure
+            elif case == "send refused":
+                publisher.refuse_with = failure
+            outcomes.append((_deliver_one(publisher, direct=direct), publisher.sent))
+        assert outcomes[0] == outcomes[1], case

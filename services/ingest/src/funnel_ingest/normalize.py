@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +24,39 @@ def _wire_name(name: str, model: type[SegmentMessageBase]) -> str:
     return wire
 
 
+class _RandomPool:
+    """``os.urandom`` bytes drawn 4 KiB at a time (one system call per 256 ids, not one per
+    id), handed out once each under a lock (batches are checked in worker threads too).
+    A forked child starts with an empty pool: it never reuses its parent's bytes."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            if self._offset + count > len(self._buffer):
+                self._buffer, self._offset = os.urandom(self.SIZE), 0
+            start = self._offset
+            self._offset += count
+            return self._buffer[start : start + count]
+
+    def forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._offset = b"", 0
+
+
+_random = _RandomPool()
+os.register_at_fork(after_in_child=_random.forget)
+
+
 def new_message_id() -> str:
-    """A random (version 4) UUID as text: ``str(uuid.uuid4())``, without building the object."""
-    raw = bytearray(os.urandom(16))
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` gives it (same source:
+    ``os.urandom``), without building the object."""
+    raw = bytearray(_random.take(16))
     raw[6] = raw[6] & 0x0F | 0x40  # version 4
     raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
     text = raw.hex()
