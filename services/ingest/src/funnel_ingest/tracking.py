@@ -144,7 +144,8 @@ def _event_record(event: ContactEvent, source: str) -> OutboundRecord:
     )
 
 
-async def accept_single(message_type: str, request: Request, services: IngestServices) -> Accepted:
+async def accept_single(message_type: str, request: Request, services: IngestServices) -> str:
+    """Accept one message: its messageId once the broker acknowledged it."""
     body, source, size = await _read_json(request, services)
     enrichment = _enrichment(request, services, source)
     outcome = await off_the_loop(
@@ -172,7 +173,7 @@ async def accept_single(message_type: str, request: Request, services: IngestSer
         metrics=services.metrics,
     )
     services.metrics.labelled(services.metrics.accepted, event.type).inc()
-    return Accepted(message_id=event.message_id)
+    return event.message_id
 
 
 async def accept_batch(request: Request, services: IngestServices) -> BatchAccepted:
@@ -294,10 +295,11 @@ def _answer(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-def _accepted_answer(accepted: Accepted) -> Response:
-    """``_answer(accepted)``, written directly: ``{"success":true,"messageId":...}``."""
-    message_id = _compact_json.encode(accepted.message_id)
-    return Response(f'{{"success":true,"messageId":{message_id}}}', media_type="application/json")
+def _accepted_answer(message_id: str) -> Response:
+    """``_answer(Accepted(message_id=message_id))``, written directly:
+    ``{"success":true,"messageId":...}``."""
+    encoded = _compact_json.encode(message_id)
+    return Response(f'{{"success":true,"messageId":{encoded}}}', media_type="application/json")
 
 
 def _single_route(message_type: str) -> Any:
