@@ -9,7 +9,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint packages browser unit integration e2e schemas docs clean bench deploy-check
+.PHONY: dev test install lint packages browser unit integration e2e soak schemas docs clean bench deploy-check
 
 dev: install
 	$(VENV)/bin/funnel-dev
@@ -63,6 +63,21 @@ integration: install browser
 
 e2e: install
 	$(VENV)/bin/pytest tests/e2e
+
+# The stage engine's crash, replay and rebalance proofs (docs/stage-engine.md), each run
+# SOAK_RUNS times, the rebalance test at full size (50,000 events, ten rounds): about an
+# hour on two cores. Stops at the first failure.
+SOAK_RUNS ?= 10
+SOAK_TESTS = tests/integration/stage_engine/test_crash.py \
+	tests/integration/stage_engine/test_durable_states.py \
+	tests/integration/stage_engine/test_replay_past_window.py \
+	tests/integration/stage_engine/test_rebalance_backlog.py
+soak: install
+	for run in $$(seq $(SOAK_RUNS)); do \
+		echo "soak run $$run of $(SOAK_RUNS)"; \
+		FUNNEL_REBALANCE_CONTACTS=5000 FUNNEL_REBALANCE_ROUNDS=10 \
+			$(VENV)/bin/pytest -q --timeout 3600 $(SOAK_TESTS) || exit 1; \
+	done
 
 # Benchmarks against their baselines, as ratios: writes bench/results/latest.{json,md}.
 # wrk is the load generator (Debian's package, installed here when we are root);

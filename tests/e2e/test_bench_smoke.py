@@ -86,6 +86,7 @@ def test_bench_writes_a_complete_report_for_every_benchmark(
         assert (results[name]["target"] is None) == (results[name]["target_met"] is None), name
     # py-spy may be refused ptrace in some containers: then the profile says so.
     profiled = {"stage engine", "ingest (single /v1/track)", "notifier (webhook deliveries)"}
+    profiled |= {"ingest (100-message /v1/batch)"}
     assert set(report["profiles"]) == profiled
     for profile in report["profiles"].values():
         assert "error" in profile or {"samples", "self", "inclusive", "packages"} <= set(profile)

@@ -1,4 +1,4 @@
-"""The report as it was computed before the aggregates (migration 0005): straight from the
+"""The report as it was computed before the aggregates (migration 0007): straight from the
 history, on every request. Kept as the test oracle the aggregate report is compared with.
 
 It grows with history (6-7 s at 1,000,000 contacts), so only tests use it.

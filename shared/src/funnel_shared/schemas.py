@@ -25,6 +25,7 @@ from funnel_shared.events import (
     StageChanged,
     StageOutput,
     StageStalled,
+    TotalChanged,
 )
 
 __all__ = ["SCHEMAS", "render_schemas", "write_schemas"]
@@ -36,6 +37,7 @@ SCHEMAS: dict[str, Any] = {
     "stage-blocked.v1": StageBlocked,
     "contact-merged.v1": ContactMerged,
     "stage-stalled.v1": StageStalled,
+    "total-changed.v1": TotalChanged,
     "stage-output.v1": StageOutput,
     "rejected.v1": RejectedRecord,
     "followup.v1": FollowUpEvent,

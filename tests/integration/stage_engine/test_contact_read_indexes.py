@@ -1,8 +1,8 @@
 """A contact read uses indexes only: no sequential scan of the history tables.
 
 The projection is loaded with 20,000 contacts (about 42,000 stage changes, stalls, merges,
-refused skips: the report benchmark's generator), 20,000 more refused skips and 20,000
-follow-ups, then analysed, so
+refused skips: the report benchmark's generator), 20,000 more refused skips, 20,000
+running totals and 20,000 follow-ups, then analysed, so
 the planner chooses as it does in production (on a table of a few rows a sequential scan
 is the cheaper plan and would prove nothing). Every query the contact read and the
 contact page run is then explained, for a contact with a merge, a stall and a refused
@@ -46,6 +46,17 @@ SELECT 'c' || i || ':block2', 'lifecycle', 'bench', 'c' || i, 'visitor', 'custom
 FROM generate_series(1, $1::integer) AS i
 """
 
+# A running total per contact (a summed rule), as the projection keeps them.
+_TOTALS = """
+INSERT INTO contact_totals
+    (contact_id, funnel, rule_id, funnel_version, to_stage, property, total, at_least,
+     amounts, ignored, sequence, last_id, cause_message_id, cause_kind, event_time,
+     processed_at)
+SELECT 'c' || i, 'lifecycle', 'big-spender', 'bench', 'customer', 'revenue', i, 1000, 1, 0,
+       1, 'c' || i || ':t', 'c' || i || ':mt', 'event', now(), now()
+FROM generate_series(1, $1::integer) AS i
+"""
+
 
 def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
     """(node type, table) of every node of a plan that reads a table."""
@@ -64,6 +75,7 @@ async def test_every_query_of_a_contact_read_uses_an_index(postgres_admin_dsn: s
         await load_projection(connection, contacts=CONTACTS)
         await connection.execute(_FOLLOWUPS, CONTACTS)
         await connection.execute(_BLOCKS, CONTACTS)
+        await connection.execute(_TOTALS, CONTACTS)
         await connection.execute("ANALYZE")
         # A contact with every kind of row: merged into, stalled, and a refused skip.
         contact = await connection.fetchval(

@@ -5,20 +5,26 @@ worker's producer seam (``tests/support/faulty_stage_engine.py``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from funnel_shared.events import StageOutput
+from funnel_shared.events import StageBlocked, StageChanged, StageOutput, StageStalled
 from funnel_shared.settings import KafkaSettings
 from pydantic import TypeAdapter
 
 from tests.integration.conftest import StageEngineFactory
 from tests.support.contact_events import produce
-from tests.support.stage_engine_probe import read_changelog
+from tests.support.kafka_reader import read_all
+from tests.support.stage_engine_probe import read_changelog, wait_for
 from tests.support.stage_engine_runs import (
     committed_offsets,
+    comparable,
     journeys,
+    logical,
+    pure_engine,
     read_input_positions,
     start_with_faults,
 )
@@ -75,3 +81,92 @@ async def test_a_refused_state_write_stops_the_worker_before_any_later_commit(
     assert not not_durable, f"committed without a durable state: {not_durable[:5]}"
     assert sum(committed) < len(events), "the fault came after everything was committed"
     assert (tmp_path / "commits.jsonl").exists(), "no commit before the fault: nothing shown"
+
+
+async def test_a_slow_changelog_and_a_kill_right_after_a_commit_lose_no_state(
+    stage_engine_worker: StageEngineFactory,
+    kafka_settings: KafkaSettings,
+    topic_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    topic = topic_env["TOPIC_CONTACT_EVENTS"]
+    events = journeys(uuid.uuid4().hex[:8], contacts=30, steps=10)
+    expected, expected_states = pure_engine(events)
+    await produce(kafka_settings, topic, events)
+    worker = stage_engine_worker(
+        STAGE_ENGINE_COMMIT_INTERVAL_S="0.2",
+        STAGE_ENGINE_BATCH_MAX_EVENTS="10",
+        STAGE_ENGINE_IDLE_PARTITION_AFTER_S="3600",
+    )
+    app_id = worker.env["STAGE_ENGINE_APP_ID"]
+    commits = tmp_path / "commits.jsonl"
+    # Each changelog record waits longer than faust's flush before a commit does.
+    start_with_faults(worker, FAULT_CHANGELOG_DELAY_S="0.15", FAULT_COMMIT_LOG=str(commits))
+
+    def committed_a_third() -> bool:
+        if not commits.exists():
+            return False
+        lines = commits.read_text().splitlines()
+        return any(
+            sum(v for k, v in json.loads(line).items() if k.startswith(topic)) >= len(events) / 3
+            for line in lines
+            if line
+        )
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 150
+    while not committed_a_third():  # Polled tightly: the kill follows the commit at once.
+        assert loop.time() < deadline, worker.log_tail()
+        assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
+        await asyncio.sleep(0.01)
+    worker.kill()
+    committed = await asyncio.to_thread(
+        committed_offsets,
+        kafka_settings.bootstrap_servers,
+        app_id,
+        topic,
+        kafka_settings.partitions,
+    )
+    assert 0 < sum(committed) < len(events), committed
+
+    positions = await asyncio.to_thread(
+        read_input_positions, kafka_settings.bootstrap_servers, topic, len(events)
+    )
+    ends = [0] * kafka_settings.partitions
+    for partition, offset, _ in positions:
+        ends[partition] = max(ends[partition], offset + 1)
+
+    worker.start()  # Without faults: the restarted worker replays from the commit.
+
+    def all_committed() -> bool:
+        return (
+            committed_offsets(
+                kafka_settings.bootstrap_servers, app_id, topic, kafka_settings.partitions
+            )
+            == ends
+        )
+
+    await wait_for(all_committed, what="every record committed", worker=worker)
+    records = await asyncio.to_thread(
+        read_all,
+        kafka_settings.bootstrap_servers,
+        topic_env["TOPIC_STAGE_CHANGED"],
+        until=lambda r: {x.headers.get("ce_id") for x in r} >= set(expected.values()),
+        timeout_s=120,
+    )
+    ids: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for record in records:
+        output = outputs_adapter.validate_json(record.value)
+        if isinstance(output, StageStalled):
+            continue
+        assert isinstance(output, StageChanged | StageBlocked), output
+        ids[logical(output)].add(output.id)
+    missing = set(expected) - set(ids)
+    unexpected = set(ids) - set(expected)
+    assert not missing, f"{len(missing)} lost, e.g. {sorted(missing)[:3]}"
+    assert not unexpected, f"{len(unexpected)} unexpected, e.g. {sorted(unexpected)[:3]}"
+    assert all(found == {expected[key]} for key, found in ids.items())
+
+    states = await asyncio.to_thread(read_changelog, kafka_settings.bootstrap_servers, app_id)
+    for contact, state in expected_states.items():
+        assert comparable(states.get(contact, {})) == comparable(state.to_json()), contact

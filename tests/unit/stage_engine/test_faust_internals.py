@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from contextvars import ContextVar
 from importlib.metadata import version
 
 import aiokafka
 import faust
 import faust.streams
+import pytest
 from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -105,3 +107,90 @@ def test_the_app_takes_its_table_class_from_the_public_table_setting() -> None:
 
     app = faust.App("internals-check", Table=DurableTable)
     assert app.conf.Table is DurableTable
+
+
+# The recovery race (worker/faust_internals.py, ``_Consumer.perform_seek`` and
+# ``_add_gap``): records delivered while faust seeks after a recovery were cleared from
+# the agent's queue and then committed as a "gap". Each fact it rests on is pinned.
+
+
+def test_resuming_flow_control_clears_the_agent_queues_even_when_nothing_was_suspended() -> None:
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    async def scenario() -> int:
+        flow = FlowControlEvent()
+        flow.resume()
+        queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        await queue.put("a record delivered to an agent")
+        flow.resume()  # What faust does at the end of a recovery, flow active or not.
+        return queue.qsize()
+
+    assert asyncio.run(scenario()) == 0
+    channel_queue = inspect.getsource(faust.channels.Channel.queue.fget)  # type: ignore[attr-defined]
+    assert "clear_on_resume=True" in channel_queue
+
+
+def test_faust_seeks_before_it_clears_the_queues_and_resumes_the_flow_after_recovery() -> None:
+    from faust.tables.recovery import Recovery
+
+    for method in (Recovery.on_recovery_completed, Recovery._resume_streams):
+        source = inspect.getsource(method)
+        resumed = source.index("consumer.resume_partitions(")
+        seek = source.index("consumer.perform_seek()")
+        cleared = source.index("flow_control.resume()")
+        flow = source.index("consumer.resume_flow()")
+        assert resumed < seek < cleared < flow, method.__qualname__
+
+
+def test_faust_fills_a_gap_in_offsets_through_the_private_add_gap() -> None:
+    drain = inspect.getsource(faust_consumer.Consumer._drain_messages)
+    assert "await self._add_gap(tp, r_offset + 1, offset)" in drain
+    assert _parameters(faust_consumer.Consumer._add_gap) == [
+        "self",
+        "tp",
+        "offset_from",
+        "offset_to",
+    ]
+    assert "gap_for_tp.addi(" in inspect.getsource(faust_consumer.Consumer._add_gap)
+
+
+def test_the_worker_consumer_seeks_with_the_flow_stopped_and_stops_on_a_gap() -> None:
+    from faust.types import TP
+    from funnel_stage_engine.worker.faust_internals import SkippedRecords, _Consumer
+
+    class Seeking(_Consumer):
+        # Only what perform_seek and _add_gap touch: no broker, no thread.
+        def __init__(self) -> None:
+            self.flow_during_seek: list[bool] = []
+            self.crash_reasons: list[BaseException] = []
+            self.flow_active = True
+            self.can_resume_flow = asyncio.Event()
+            self.suspend_flow = asyncio.Event()
+            self._read_offset = {}
+            self._committed_offset = {}
+
+        @property
+        def app(self) -> object:  # type: ignore[override]
+            outer = self
+
+            class App:
+                async def crash(self, reason: BaseException) -> None:
+                    outer.crash_reasons.append(reason)
+
+            return App()
+
+        async def seek_to_committed(self) -> dict[TP, int]:
+            self.flow_during_seek.append(self.flow_active)
+            return {TP("events", 0): 1620}
+
+    async def scenario() -> Seeking:
+        consumer = Seeking()
+        await consumer.perform_seek()
+        with pytest.raises(SkippedRecords, match=re.escape("1621..1622 of events[0]")):
+            await consumer._add_gap(TP("events", 0), 1621, 1623)
+        return consumer
+
+    consumer = asyncio.run(scenario())
+    assert consumer.flow_during_seek == [False]
+    assert consumer._read_offset == {TP("events", 0): 1620}
+    assert [type(e) for e in consumer.crash_reasons] == [SkippedRecords]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from funnel_ingest.errors import IngestError
-from funnel_ingest.limits import MergedSizes, find_nul, json_size
+from funnel_ingest.limits import MergedSizes, find_nul, json_size, measure
 from funnel_ingest.validation import Measured
 
 __all__ = ["BATCH_LEVEL_FIELDS", "UnpackedBatch", "deep_merge", "unpack_batch"]
@@ -78,7 +78,8 @@ def unpack_batch(
             unpacked.measured.append(None)
             continue
         merged = dict(item)
-        size = json_size(item)
+        # One encoding of the item gives its size and shows whether it holds U+0000 at all.
+        size, nul_at = measure(item)
         for name, value in shared.items():
             own = item.get(name)
             if own is None:
@@ -92,7 +93,7 @@ def unpack_batch(
             size = _with_member(size, merged, "sentAt", json_size(sent_at))
             merged["sentAt"] = sent_at
         unpacked.append(merged)
-        unpacked.measured.append(Measured(size=size, nul_at=find_nul(item)))
+        unpacked.measured.append(Measured(size=size, nul_at=nul_at))
         total += size or 0
     unpacked.merged_bytes = total
     if max_merged_bytes is not None and total > max_merged_bytes:

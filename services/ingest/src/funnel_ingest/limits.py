@@ -24,6 +24,7 @@ __all__ = [
     "find_nul",
     "id_problems",
     "json_size",
+    "measure",
 ]
 
 ID_FIELDS = ("userId", "anonymousId", "messageId", "groupId", "previousId")
@@ -94,6 +95,18 @@ def json_size(value: Any) -> int | None:
         return len(_compact.encode(value).encode("utf-8"))
     except UnicodeEncodeError:
         return None
+
+
+def measure(value: Any) -> tuple[int | None, str | None]:
+    """``value``'s size as compact UTF-8 JSON (None: lone surrogates, not valid Unicode) and
+    the path of its first string holding U+0000, from one encoding: the value is walked only
+    when its JSON text holds ``\\u0000``."""
+    text = _compact.encode(value)
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None, None
+    return size, find_nul(value, encoded=text)
 
 
 class MergedSizes:

@@ -89,7 +89,19 @@ class ProducerHandle:
 
     async def deliver(self, records: Sequence[tuple[str, OutboundRecord]]) -> Acks:
         """Send every record and wait for all the acks: one outcome per record."""
-        return await publishing.publish_all(await self.publisher(), records)
+        publisher = self._publisher if self._started else await self.publisher()
+        assert publisher is not None
+        if len(records) == 1:
+            # A single message (most requests): its ack awaited directly, as publish_all
+            # would give it, without gathering one future.
+            topic, record = records[0]
+            ack = await publisher.send(topic, record)
+            try:
+                await ack
+            except Exception as exc:  # A failure is an outcome, as publish_all returns it.
+                return Acks([exc])
+            return Acks([None])
+        return await publishing.publish_all(publisher, records)
 
     async def ready(self) -> bool:
         """True when the broker answers a metadata request within the timeout."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any
 
 from funnel_shared.events import SourceKind
@@ -167,7 +168,7 @@ class IngestSettings(BaseSettings):
         parse(value)  # Raises ValueError with a readable message.
         return value
 
-    @property
+    @cached_property
     def message_limits(self) -> MessageLimits:
         return MessageLimits(
             max_id_chars=self.max_id_chars,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from funnel_ingest.validation import Enrichment, Invalid, check_message, origina
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
+# Compact JSON as pydantic writes it (ensure_ascii=False), built once.
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _T = TypeVar("_T")
 
 
@@ -63,21 +66,37 @@ SHORT_PATHS = {
 }
 
 
+_READ_HEADERS = frozenset(
+    {b"authorization", b"content-type", b"content-length", b"content-encoding"}
+)
+
+
+def _request_headers(request: Request) -> dict[bytes, str]:
+    """The headers read here, each as ``request.headers.get(name)`` gives it (the first of
+    its name), from one pass over the raw list: each ``get`` walks the whole list."""
+    found: dict[bytes, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _READ_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
 async def _read_json(request: Request, services: IngestServices) -> tuple[Any, str, int]:
     """The body as JSON, the source its write key belongs to, and the body's size."""
     settings = services.settings
-    authorization = request.headers.get("authorization")
+    headers = _request_headers(request)
+    authorization = headers.get(b"authorization")
     source = None
     if authorization and authorization.lower().startswith("basic "):
         # Basic auth wins over the body: refuse a wrong key before reading anything.
         source = authenticate(settings, authorization=authorization, body=None)
-    check_content_type(request.headers.get("content-type"))
+    check_content_type(headers.get(b"content-type"))
     raw = await read_body(
         request.stream(),
-        content_length=request.headers.get("content-length"),
+        content_length=headers.get(b"content-length"),
         limit=settings.max_request_bytes,
     )
-    content_encoding = request.headers.get("content-encoding")
+    content_encoding = headers.get(b"content-encoding")
 
     def parse() -> Any:
         data = inflate(raw, content_encoding=content_encoding, limit=settings.max_request_bytes)
@@ -125,7 +144,8 @@ def _event_record(event: ContactEvent, source: str) -> OutboundRecord:
     )
 
 
-async def accept_single(message_type: str, request: Request, services: IngestServices) -> Accepted:
+async def accept_single(message_type: str, request: Request, services: IngestServices) -> str:
+    """Accept one message: its messageId once the broker acknowledged it."""
     body, source, size = await _read_json(request, services)
     enrichment = _enrichment(request, services, source)
     outcome = await off_the_loop(
@@ -153,7 +173,7 @@ async def accept_single(message_type: str, request: Request, services: IngestSer
         metrics=services.metrics,
     )
     services.metrics.labelled(services.metrics.accepted, event.type).inc()
-    return Accepted(message_id=event.message_id)
+    return event.message_id
 
 
 async def accept_batch(request: Request, services: IngestServices) -> BatchAccepted:
@@ -275,9 +295,16 @@ def _answer(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
+def _accepted_answer(message_id: str) -> Response:
+    """``_answer(Accepted(message_id=message_id))``, written directly:
+    ``{"success":true,"messageId":...}``."""
+    encoded = _compact_json.encode(message_id)
+    return Response(f'{{"success":true,"messageId":{encoded}}}', media_type="application/json")
+
+
 def _single_route(message_type: str) -> Any:
     async def route(request: Request) -> Response:
-        return _answer(await accept_single(message_type, request, services_of(request)))
+        return _accepted_answer(await accept_single(message_type, request, services_of(request)))
 
     route.__name__ = f"post_{message_type}"
     return route

@@ -16,7 +16,7 @@ from funnel_shared.ids import is_blocked_id
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from funnel_ingest.limits import MessageLimits, find_nul, id_problems, json_size
+from funnel_ingest.limits import MessageLimits, id_problems, json_size, measure
 from funnel_ingest.normalize import normalize
 
 __all__ = [
@@ -36,9 +36,6 @@ _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 _OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
 DEFAULT_LIMITS = MessageLimits()
 _message_adapter: TypeAdapter[Any] = TypeAdapter(SegmentMessage)
-# What json.dumps(value, ensure_ascii=False, separators=(",", ":")) uses, built once:
-# json.dumps builds a new encoder on every call that passes options.
-_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -78,12 +75,8 @@ def encoded_size(value: Any) -> int | None:
 
 
 def _measure(value: Any) -> Measured:
-    text = _compact_json.encode(value)
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        return Measured(size=None, nul_at=None)
-    return Measured(size=size, nul_at=find_nul(value, encoded=text))
+    size, nul_at = measure(value)
+    return Measured(size=size, nul_at=nul_at)
 
 
 def original_text(value: Any) -> str:

@@ -39,11 +39,13 @@ from funnel_shared.events.stages import (
     StageOutput,
     StageStalled,
     SumExplanation,
+    TotalChanged,
     contact_merged_id,
     merge_id,
     stage_blocked_id,
     stage_change_id,
     stage_stalled_id,
+    total_changed_id,
 )
 from funnel_shared.ids import BLOCKED_IDS
 
@@ -72,6 +74,7 @@ __all__ = [
     "StageOutput",
     "StageStalled",
     "SumExplanation",
+    "TotalChanged",
     "TrackMessage",
     "contact_merged_id",
     "followup_event_id",
@@ -79,4 +82,5 @@ __all__ = [
     "stage_blocked_id",
     "stage_change_id",
     "stage_stalled_id",
+    "total_changed_id",
 ]

@@ -25,11 +25,13 @@ __all__ = [
     "StageOutput",
     "StageStalled",
     "SumExplanation",
+    "TotalChanged",
     "contact_merged_id",
     "merge_id",
     "stage_blocked_id",
     "stage_change_id",
     "stage_stalled_id",
+    "total_changed_id",
 ]
 
 STAGE_CHANGED_NAMESPACE = uuid.UUID("6f1c9a52-3c1e-4f43-9b7e-2b1c0d8b5a10")
@@ -228,8 +230,60 @@ class StageStalled(Wire):
     traits: JsonObject = Field(default_factory=dict)
 
 
+def total_changed_id(
+    *, funnel: str, contact_id: str, rule_id: str, cause_id: str, sequence: int
+) -> str:
+    """Deterministic id of one rule's running total changed by one event or merge.
+
+    With the sequence: a merge re-sent with more history changes the total again under
+    the same merge id, and must not look like a replay of the first.
+    """
+    name = "\x1f".join(("total", funnel, contact_id, rule_id, cause_id, str(sequence)))
+    return str(uuid.uuid5(STAGE_CHANGED_NAMESPACE, name))
+
+
+class TotalChanged(Wire):
+    """A summed rule's running total for a contact changed: on ``funnel.stage-changed.v1``.
+
+    Published whenever an event (or a merge) changes the total, or the count of
+    ignored values, of a ``sum:`` rule, whether or not the contact moves; the
+    read side keeps the latest per (contact, funnel, rule). The total is the one
+    the rule sees: the window ends at the newest matching event's time, so it
+    does not change as time passes without a matching event. Consumers that do
+    not need totals ignore this kind.
+    """
+
+    kind: Literal["total_changed"] = "total_changed"
+    id: str = Field(
+        description="Deterministic: funnel, contact, rule, the causing id and the sequence."
+    )
+    funnel: str
+    funnel_version: str
+    contact_id: str
+    rule_id: str = Field(description="The summed rule.")
+    to_stage: str = Field(description="The stage the rule moves a contact to.")
+    property: str = Field(description="The summed property's path, e.g. revenue.")
+    total: float = Field(description="The running total, in the window when it has one.")
+    at_least: float = Field(description="The rule's threshold.")
+    within_seconds: float | None = Field(description="The window; None: all time.")
+    amounts: int = Field(description="Amounts the total is made of (bounded).")
+    ignored: int = Field(description="Matching events whose value was not a usable number.")
+    sequence: int = Field(
+        description=(
+            "Grows with every change of this contact's total for this rule: a consumer keeps"
+            " the record with the highest (a replayed older record has a lower one)."
+        )
+    )
+    cause_message_id: str = Field(
+        description="The event's messageId; for causeKind 'merge' the ContactMerged mergeId."
+    )
+    cause_kind: Literal["event", "merge"] = Field(description="What changed the total.")
+    event_time: AwareDatetime = Field(description="Event time of the cause.")
+    processed_at: AwareDatetime
+
+
 # The one definition of what the stage engine publishes on funnel.stage-changed.v1:
 # the plain union for type hints, and the same union told apart by ``kind`` for
 # decoding (``TypeAdapter(StageOutput)``) and for the JSON Schema.
-AnyStageOutput = StageChanged | StageBlocked | ContactMerged | StageStalled
+AnyStageOutput = StageChanged | StageBlocked | ContactMerged | StageStalled | TotalChanged
 StageOutput = Annotated[AnyStageOutput, Field(discriminator="kind")]

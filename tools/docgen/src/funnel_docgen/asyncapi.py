@@ -117,6 +117,10 @@ def _messages() -> dict[str, dict[str, Any]]:
         "stage_blocked": "A strict funnel refused a skip; the contact stays.",
         "contact_merged": "An anonymous contact was merged into an identified one.",
         "stage_stalled": "A contact stayed in a stage longer than its funnel allows.",
+        "total_changed": (
+            "A summed rule's running total for a contact changed (consumers that do not"
+            " need totals ignore it)."
+        ),
     }
     for model in typing.get_args(typing.get_args(StageOutput)[0]):
         kind = _literal_values(model, "kind")[0]

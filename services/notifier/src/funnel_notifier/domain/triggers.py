@@ -34,7 +34,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from funnel_shared.conditions import all_hold
-from funnel_shared.events import ContactMerged, StageBlocked, StageChanged, StageStalled
+from funnel_shared.events import (
+    ContactMerged,
+    StageBlocked,
+    StageChanged,
+    StageStalled,
+    TotalChanged,
+)
 from pydantic import BaseModel, ValidationError
 
 from funnel_notifier.domain.rules import LoadedRule, SourceCondition, WhenCondition
@@ -136,6 +142,8 @@ _KINDS: dict[str, tuple[type[BaseModel], Callable[[BaseModel], Trigger] | None]]
     "stage_stalled": (StageStalled, _stalled),
     "contact_merged": (ContactMerged, _merged),
     "stage_blocked": (StageBlocked, None),
+    # Running totals are for the read side; a total reaching a threshold comes as a change.
+    "total_changed": (TotalChanged, None),
 }
 
 

@@ -17,6 +17,8 @@ the worker's handler does, in the order that keeps a crash safe.
   duplicate (nothing), or refused.
 - A transfer merges the anonymous state into the owner's (``identity.merge``).
 - A tick fires the contact's due stalls (``stalls.advance``).
+- An event or a merge that changes a summed rule's running total also yields a
+  ``TotalChanged`` for it (``totals.py``), so the read side can show the total.
 
 What a contact may keep is bounded (``limits.py``): an event with an id longer
 than allowed, or whose traits would take the contact past its bounds, is
@@ -39,7 +41,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from funnel_shared.events import AnyStageOutput, ContactEvent, StageChanged
+from funnel_shared.events import AnyStageOutput, ContactEvent, StageChanged, merge_id
 from funnel_shared.ids import usable_id
 
 from funnel_stage_engine.domain import engine
@@ -59,6 +61,7 @@ from funnel_stage_engine.domain.limits import (
     traits_over_limit,
 )
 from funnel_stage_engine.domain.stalls import advance
+from funnel_stage_engine.domain.totals import changed_totals
 
 __all__ = [
     "AnyCommand",
@@ -246,7 +249,17 @@ def _decide(
             dedupe_window=limits.dedupe_window,
             limits=limits,
         )
-        return Decision(target, outputs, outcome=_outcome(outputs))
+        totals = changed_totals(
+            state,
+            target,
+            funnels,
+            contact_id=contact_id,
+            cause_id=merge_id(merged_contact_id=message.anonymous_id, contact_id=contact_id),
+            cause_kind="merge",
+            event_time=message.event_time,
+            processed_at=processed_at,
+        )
+        return Decision(target, [*outputs, *totals], outcome=_outcome(outputs))
     ticked, stalls = advance(
         state, contact_id=contact_id, now=message.now, funnels=funnels, processed_at=processed_at
     )
@@ -287,7 +300,18 @@ def _evaluate(
         )
         for anonymous_id in links
     ]
-    return Decision(result.state, result.outputs, requests, outcome=_outcome(result.outputs))
+    totals = changed_totals(
+        state,
+        result.state,
+        funnels,
+        contact_id=contact_id,
+        cause_id=event.message_id,
+        cause_kind="event",
+        event_time=event.timestamp,
+        processed_at=processed_at,
+    )
+    outputs = [*result.outputs, *totals]
+    return Decision(result.state, outputs, requests, outcome=_outcome(result.outputs))
 
 
 def _link(state: ContactState, link: Link) -> Decision:

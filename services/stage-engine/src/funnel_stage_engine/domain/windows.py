@@ -119,6 +119,10 @@ class SumState(BaseModel):
 
     entries: list[SumEntry] = Field(default_factory=list, description="Oldest first, bounded.")
     ignored: int = Field(default=0, description="Matching events whose value was not a number.")
+    changes: int = Field(
+        default=0,
+        description="How often the total or ignored changed: orders the rule's TotalChanged.",
+    )
 
 
 def amount_of(window: SumWindow, properties: Mapping[str, Any]) -> float | None:

@@ -24,6 +24,7 @@ __all__ = [
     "ReportView",
     "StageReportView",
     "StallView",
+    "TotalView",
     "contact_view",
     "funnel_summary",
     "funnel_view",
@@ -113,6 +114,27 @@ class BlockedView(CamelModel):
     funnel_version: str
 
 
+class TotalView(CamelModel):
+    """A summed rule's running total for the contact, as of the last event that changed it."""
+
+    funnel: str
+    rule_id: str
+    to_stage: str = Field(description="The stage the rule moves a contact to.")
+    property: str = Field(description="The summed property's path, e.g. revenue.")
+    total: float = Field(description="The running total (in the rule's window, if it has one).")
+    at_least: float = Field(description="The rule's threshold.")
+    within_seconds: float | None = Field(description="The window; None: all time.")
+    amounts: int = Field(description="Amounts the total is made of (bounded).")
+    ignored: int = Field(description="Matching events whose value was not a usable number.")
+    cause_message_id: str = Field(
+        description="The last change's event messageId (or the mergeId of a merge)."
+    )
+    cause_kind: str = Field(description="What last changed it: an event or a merge.")
+    event_time: datetime = Field(description="Event time of the last change.")
+    processed_at: datetime
+    funnel_version: str
+
+
 class ContactFunnelView(CamelModel):
     funnel: str
     funnel_version: str
@@ -134,6 +156,13 @@ class ContactView(CamelModel):
     merges: list[MergeView]
     # Blocked attempts in funnels the contact has no stage in yet.
     blocked_outside: list[BlockedView] = Field(default=[])
+    totals: list[TotalView] = Field(
+        default=[],
+        description=(
+            "Per summed rule: the running total, kept up to date as events arrive, whether"
+            " or not the contact moved (also in funnels it has no stage in yet)."
+        ),
+    )
 
 
 class RuleSummary(CamelModel):
@@ -248,6 +277,7 @@ def contact_view(
         funnels=views,
         merges=[MergeView(**_pick(r, MergeView)) for r in rows["merges"]],
         blocked_outside=outside,
+        totals=[TotalView(**_pick(r, TotalView)) for r in rows.get("totals", [])],
     )
 
 

@@ -1,5 +1,5 @@
 """Queries over the projection: one contact's stages and history, and a funnel's report counts
-(read from the aggregates migration 0005 keeps)."""
+(read from the aggregates migration 0007 keeps)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ CONTACT_QUERIES = {
     "history": "SELECT * FROM stage_history WHERE contact_id = $1 ORDER BY event_time, seq",
     "blocked": "SELECT * FROM stage_blocks WHERE contact_id = $1 ORDER BY event_time, id",
     "stalls": "SELECT * FROM stage_stalls WHERE contact_id = $1 ORDER BY event_time, id",
+    "totals": "SELECT * FROM contact_totals WHERE contact_id = $1 ORDER BY funnel, rule_id",
     "merges": """
         SELECT * FROM contact_merges WHERE contact_id = $1 OR merged_contact_id = $1
         ORDER BY event_time, funnel
@@ -38,9 +39,10 @@ CONTACT_QUERIES = {
 
 
 async def contact_rows(pool: asyncpg.Pool, contact_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Current stages, history (event time, then stored order) and blocked skips of a contact.
+    """Current stages, history (event time, then stored order), blocked skips, stalls, merges
+    and running totals of a contact.
 
-    One snapshot for all five reads: the projection commits a contact's rows together,
+    One snapshot for all six reads: the projection commits a contact's rows together,
     and reads outside one transaction could see its history without its current stage."""
     rows: dict[str, list[dict[str, Any]]] = {}
     async with (

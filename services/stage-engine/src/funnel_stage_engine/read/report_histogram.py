@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 __all__ = ["BUCKETS", "PER_DOUBLING", "bucket_bounds", "bucket_of", "percentile"]
 
-BUCKETS = 106  # The migration 0005 (``report_bucket``) uses the same slots, 1-based.
+BUCKETS = 106  # The migration 0007 (``report_bucket``) uses the same slots, 1-based.
 PER_DOUBLING = 4
 
 

@@ -11,6 +11,7 @@ Everything else in the worker uses faust's public API.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,7 +24,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, TransportT
 from faust.types.transports import ProducerT
 
-__all__ = ["VERSIONS", "TunedApp", "committed_offsets", "handling"]
+__all__ = ["VERSIONS", "SkippedRecords", "TunedApp", "committed_offsets", "handling"]
+
+_log = logging.getLogger("funnel.stage_engine")
 
 # The distributions whose private names this module uses, at the versions checked.
 VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
@@ -88,11 +91,55 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class SkippedRecords(RuntimeError):
+    """Faust was about to deliver a record past offsets it never delivered."""
+
+
 class _Consumer(faust_aiokafka.Consumer):
     # Why: the private factory ``Consumer._new_consumer_thread()`` is the one place
     # faust picks the thread class above. Checked: faust-streaming 0.15.3.
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets with the flow stopped (faust resumes it after).
+
+        Why: when a rebalance's table recovery has read the changelogs, the flow is
+        active, and faust (``Recovery.on_recovery_completed`` and ``_resume_streams``)
+        resumes the stream partitions, awaits this seek, and only then calls
+        ``flow_control.resume()``, which clears every agent queue
+        (``FlowControlEvent.resume`` always clears, ``clear_on_resume=True`` queues).
+        Records the fetcher delivered during the seek were dropped by that clear while
+        the consumer's read offset had already passed them; the next record then
+        looked like a gap, which faust fills as acked (``_add_gap``) and commits past:
+        records never processed were committed (a rebalance under load lost
+        transitions). With the flow stopped nothing is delivered until faust resumes
+        it, after the clear, from the offsets this seek set.
+        Checked: faust-streaming 0.15.3, ``faust/tables/recovery.py``,
+        ``faust/transport/consumer.py``; mode-streaming 0.7.1, ``mode/utils/queues.py``.
+        """
+        self.stop_flow()
+        await super().perform_seek()
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Stop the worker instead of treating offsets never delivered as acked.
+
+        Why: faust calls this (private) when the next record of a partition is more
+        than one offset past the last one it read, meant for offsets that hold no
+        record (compaction, transaction markers), and counts the gap as acked, so a
+        commit passes it. The stage engine's input topics have neither (they are not
+        compacted and no producer of them uses transactions), so a gap means faust
+        dropped records it read; committing past them would lose them. Stopping
+        commits nothing past them: the restarted worker reads them again.
+        Checked: faust-streaming 0.15.3, ``Consumer._drain_messages``.
+        """
+        error = SkippedRecords(
+            f"faust skipped offsets {offset_from}..{offset_to - 1} of {tp.topic}"
+            f"[{tp.partition}] without delivering them; stopping so they are read again"
+        )
+        _log.critical("%s", error)
+        await self.app.crash(error)
+        raise error
 
 
 class _Transport(faust_aiokafka.Transport):
