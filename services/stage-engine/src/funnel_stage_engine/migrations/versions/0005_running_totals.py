@@ -1,13 +1,13 @@
 """Running totals of summed rules: the latest TotalChanged per contact, funnel and rule.
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "0006"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """Report aggregates: the funnel report reads per-day summaries, not the whole history.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-06
 
 Per registered funnel (``report_funnels``: its stage list, in order):
@@ -36,8 +36,8 @@ first report of each funnel builds it (the report is the same as before).
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
