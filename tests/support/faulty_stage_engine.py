@@ -4,6 +4,8 @@ in its producer seam, for crash tests against the real broker.
 Environment (all optional):
 - ``FAULT_CHANGELOG_REFUSE_AFTER=N``: the first N changelog records are sent; every later
   one fails as the broker would refuse it (``NotEnoughReplicasError``) and is not sent.
+  With ``FAULT_COMMIT_LOG`` set, refusals also wait for the first offset commit, so the
+  test always has a commit before the fault, however fast the worker ran.
 - ``FAULT_CHANGELOG_DELAY_S=S``: each changelog record waits S seconds before the client
   takes it (a slow changelog: faust's buffer drains slower than its 0.1 s flush waits).
 - ``FAULT_COMMIT_LOG=path``: after every successful offset commit, one JSON line
@@ -34,7 +36,7 @@ def _install() -> None:
     refuse_after = os.environ.get("FAULT_CHANGELOG_REFUSE_AFTER")
     delay_s = float(os.environ.get("FAULT_CHANGELOG_DELAY_S", "0"))
     commit_log = os.environ.get("FAULT_COMMIT_LOG")
-    sent = {"changelog": 0}
+    sent = {"changelog": 0, "commits": 0}
     send = aiokafka.AIOKafkaProducer.send
 
     async def faulty_send(self: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
@@ -43,7 +45,8 @@ def _install() -> None:
         if delay_s:
             await asyncio.sleep(delay_s)
         sent["changelog"] += 1
-        if refuse_after is not None and sent["changelog"] > int(refuse_after):
+        committed_once = not commit_log or sent["commits"] > 0
+        if refuse_after is not None and sent["changelog"] > int(refuse_after) and committed_once:
             refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             refused.set_exception(NotEnoughReplicasError("injected by the test"))
             return refused
@@ -63,6 +66,8 @@ def _install() -> None:
                     for tp, meta in offsets.items()
                 }
                 _append(commit_log, json.dumps(line) + "\n")
+                if any(hasattr(meta, "offset") for meta in offsets.values()):
+                    sent["commits"] += 1  # The worker's (faust's), not the projection's.
             return result
 
         aiokafka.AIOKafkaConsumer.commit = logged_commit  # type: ignore[method-assign]

@@ -162,13 +162,18 @@ def decide(
     ``limits`` bound what the contact keeps (without them: the defaults, with
     ``dedupe_window`` as the number of recent ids kept). ``position`` is where the
     record was read: a record at or below a position the state remembers was
-    applied already and changes nothing; otherwise the new state remembers it.
+    applied already and changes nothing (its state is stored again as it is);
+    otherwise the new state remembers it.
     """
     if limits is None:
         limits = StateLimits(dedupe_window=dedupe_window)
     positions = _positions(message, position)
     if applied_already(state, positions):
-        return Decision(outcome="unchanged")
+        # Nothing changes, but the state is stored again: a local store (RocksDB) can be
+        # ahead of the changelog after a kill (the state was written locally, its changelog
+        # record never sent, its records not committed), and this replay is the moment to
+        # bring the changelog up to it, before another worker recovers from it.
+        return Decision(state, outcome="unchanged")
     decision = _decide(state, message, funnels, processed_at, evaluate, limits, position)
     return _remember(state, decision, positions)
 
