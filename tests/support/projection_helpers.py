@@ -23,7 +23,12 @@ from tests.support.stage_outputs import publish_outputs
 
 @contextlib.asynccontextmanager
 async def running_projection(
-    kafka: KafkaSettings, *, database_url: str, topic: str, group_id: str
+    kafka: KafkaSettings,
+    *,
+    database_url: str,
+    topic: str,
+    group_id: str,
+    report_funnels: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> AsyncIterator[Projection]:
     projection = Projection(
         kafka=kafka,
@@ -31,6 +36,7 @@ async def running_projection(
         topic=topic,
         group_id=group_id,
         retry_backoff_s=0.2,
+        report_funnels=report_funnels,
     )
     task = asyncio.create_task(projection.run(), name="test-projection")
     try:

@@ -43,6 +43,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from funnel_stage_engine.metrics import StageEngineMetrics
 from funnel_stage_engine.read.projection_store import CONTENT_ERRORS, ProjectionStore
+from funnel_stage_engine.read.reads import ensure_report
 from funnel_stage_engine.record_sizes import fit_dead_letter
 
 __all__ = ["SERVICE", "Projection", "decode_outputs", "projection_service"]
@@ -86,8 +87,12 @@ class Projection:
         rejected_topic: str = "funnel.rejected.v1",
         metrics: StageEngineMetrics | None = None,
         max_record_bytes: int = 1_000_000,
+        report_funnels: Sequence[tuple[str, Sequence[str]]] = (),
     ) -> None:
         self._kafka = kafka
+        # (funnel, stages) whose report aggregates are built at start, if they are missing
+        # or the stage list changed (after an upgrade), rather than in a report request.
+        self._report_funnels = report_funnels
         self._database = database
         self._topic = topic
         self._group_id = group_id
@@ -121,6 +126,7 @@ class Projection:
                     self._failed("connecting to PostgreSQL", exc)
                     await asyncio.sleep(self._retry_backoff_s)
             self.store = ProjectionStore(self.pool)
+            await self._prepare_reports(self.pool)
             self._producer = AIOKafkaProducer(
                 **producer_kwargs(self._kafka, client_id="projection")
             )
@@ -135,6 +141,17 @@ class Projection:
             await self._consume(self.consumer, self.store)
         finally:
             await self.close()
+
+    async def _prepare_reports(self, pool: asyncpg.Pool) -> None:
+        """Build each funnel's report aggregates now if they are missing or stale (the
+        first start after an upgrade: about a minute per million contacts), before any
+        batch is stored. A failure is logged; the first report request tries again."""
+        for funnel, stages in self._report_funnels:
+            try:
+                async with pool.acquire() as connection:
+                    await ensure_report(connection, funnel, stages)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("could not prepare the report of %s: %r", funnel, exc)
 
     async def close(self) -> None:
         consumer, pool, producer = self.consumer, self.pool, self._producer

@@ -47,6 +47,7 @@ def attach_http_and_projection(
         rejected_topic=topics.rejected,
         metrics=metrics,
         max_record_bytes=settings.max_record_bytes,
+        report_funnels=[(funnel.name, funnel.definition.stages) for funnel in funnels],
     )
     app.service(projection_service(projection))
     assigned = {"yes": False}
