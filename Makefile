@@ -14,8 +14,11 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 dev: install
 	$(VENV)/bin/funnel-dev
 
+# Two test processes (pytest-xdist), each file on one: most integration and e2e tests
+# wait on the broker or on processes, so two overlap well on two cores.
+TEST_WORKERS ?= 2
 test: install lint packages browser
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 install: $(VENV)/.installed
 
