@@ -35,6 +35,7 @@ from tests.integration.conftest import StageEngineFactory
 from tests.support.contact_events import START, contact_event, produce
 from tests.support.kafka_reader import Record, TopicReader
 from tests.support.processes import StageEngineWorker, http_get
+from tests.support.stage_engine_runs import committed_offsets, read_input_positions
 
 pytestmark = pytest.mark.integration
 
@@ -123,15 +124,28 @@ def _events_processed(worker: StageEngineWorker) -> float:
     return sum(sample.value for sample in samples if sample.name.endswith("_total"))
 
 
-async def _wait_until_caught_up(worker: StageEngineWorker, partitions: int) -> None:
-    """Every partition assigned, and nothing left uncommitted: the worker is idle."""
+async def _wait_until_all_committed(
+    worker: StageEngineWorker, kafka_settings: KafkaSettings, topic: str, records: int
+) -> None:
+    """Every input record committed by the worker's group, as the broker says: the worker
+    has processed (and so published) everything. (Its lag gauge is no help here: a
+    partition whose records were all committed before the restart yields nothing, so
+    the gauge never learns its end.)"""
+    servers, group = kafka_settings.bootstrap_servers, worker.env["STAGE_ENGINE_APP_ID"]
+    positions = await asyncio.to_thread(read_input_positions, servers, topic, records)
+    ends = [0] * kafka_settings.partitions
+    for partition, offset, _ in positions:
+        ends[partition] = max(ends[partition], offset + 1)
     deadline = asyncio.get_running_loop().time() + 120
+    committed: list[int] = []
     while asyncio.get_running_loop().time() < deadline:
-        lags = await asyncio.to_thread(_samples, worker, "funnel_stage_engine_consumer_lag")
-        if len(lags) == partitions and not any(sample.value for sample in lags):
+        committed = await asyncio.to_thread(
+            committed_offsets, servers, group, topic, kafka_settings.partitions
+        )
+        if committed == ends:
             return
         await asyncio.sleep(0.25)
-    raise AssertionError(f"the worker did not catch up\n{worker.log_tail()}")
+    raise AssertionError(f"committed {committed}, not {ends}\n{worker.log_tail()}")
 
 
 async def _wait_for_progress(worker: StageEngineWorker, at_least: float) -> float:
@@ -180,8 +194,10 @@ async def test_killing_the_worker_mid_stream_loses_no_transition_and_never_chang
             return wanted <= {record.headers.get("ce_id") for record in records}
 
         found = await asyncio.to_thread(reader.read_until, all_there, timeout_s=150)
-        # Once the worker is idle, whatever it published is on the topic: read it all.
-        await _wait_until_caught_up(worker, kafka_settings.partitions)
+        # Once every record is committed, whatever it published is on the topic: read it all.
+        await _wait_until_all_committed(
+            worker, kafka_settings, topic_env["TOPIC_CONTACT_EVENTS"], len(events)
+        )
         assert await asyncio.to_thread(reader.read_to_end, timeout_s=60)
         everything = [outputs_adapter.validate_json(r.value) for r in reader.records]
     outputs = [o for o in everything if isinstance(o, StageChanged | StageBlocked)]
