@@ -183,6 +183,9 @@ def test_the_worker_consumer_seeks_with_the_flow_stopped_and_stops_on_a_gap() ->
             self.flow_during_seek.append(self.flow_active)
             return {TP("events", 0): 1620}
 
+        async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+            return {tp: 0 for tp in partitions}  # Nothing deleted: every gap is faust's.
+
     async def scenario() -> Seeking:
         consumer = Seeking()
         await consumer.perform_seek()
@@ -194,3 +197,28 @@ def test_the_worker_consumer_seeks_with_the_flow_stopped_and_stops_on_a_gap() ->
     assert consumer.flow_during_seek == [False]
     assert consumer._read_offset == {TP("events", 0): 1620}
     assert [type(e) for e in consumer.crash_reasons] == [SkippedRecords]
+
+
+def test_a_gap_the_broker_deleted_by_retention_is_logged_as_lost_and_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faust.types import TP
+    from funnel_stage_engine.worker.faust_internals import _Consumer
+
+    class Retained(_Consumer):
+        def __init__(self) -> None:
+            pass
+
+        async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+            return {tp: 5000 for tp in partitions}  # The log now starts at 5000.
+
+    passed: list[tuple[int, int]] = []
+
+    async def faust_add_gap(self: object, tp: TP, offset_from: int, offset_to: int) -> None:
+        passed.append((offset_from, offset_to))
+
+    # faust's own _add_gap, which such a gap is handed to, records what it was given.
+    monkeypatch.setattr(faust_consumer.Consumer, "_add_gap", faust_add_gap)
+    asyncio.run(Retained()._add_gap(TP("events", 0), 1200, 5000))
+
+    assert passed == [(1200, 5000)]

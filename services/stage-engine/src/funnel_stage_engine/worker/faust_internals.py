@@ -131,8 +131,23 @@ class _Consumer(faust_aiokafka.Consumer):
         compacted and no producer of them uses transactions), so a gap means faust
         dropped records it read; committing past them would lose them. Stopping
         commits nothing past them: the restarted worker reads them again.
+        One gap is real: records the broker deleted (retention) before the worker read
+        them, which no restart brings back. Those are logged as lost and passed, so the
+        worker does not stop again and again.
         Checked: faust-streaming 0.15.3, ``Consumer._drain_messages``.
         """
+        earliest = (await self.earliest_offsets(tp)).get(tp)
+        if earliest is not None and earliest >= offset_to:
+            _log.error(
+                "offsets %s..%s of %s[%s] were deleted by the broker (retention) before the"
+                " worker read them: their events are lost",
+                offset_from,
+                offset_to - 1,
+                tp.topic,
+                tp.partition,
+            )
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
         error = SkippedRecords(
             f"faust skipped offsets {offset_from}..{offset_to - 1} of {tp.topic}"
             f"[{tp.partition}] without delivering them; stopping so they are read again"
