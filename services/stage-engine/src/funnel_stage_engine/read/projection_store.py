@@ -126,14 +126,7 @@ async def _apply_runs(connection: asyncpg.Connection, outputs: Sequence[AnyStage
             await connection.executemany(_STAGE_CHANGED, [_change_args(c) for c in run])
             continue
         for output in run:
-            if isinstance(output, StageBlocked):
-                await _stage_blocked(connection, output)
-            elif isinstance(output, StageStalled):
-                await _stage_stalled(connection, output)
-            elif isinstance(output, ContactMerged):
-                await _contact_merged(connection, output)
-            elif isinstance(output, TotalChanged):
-                await _total_changed(connection, output)
+            await _apply_one(connection, output)
 
 
 async def _apply_one(connection: asyncpg.Connection, output: AnyStageOutput) -> None:
