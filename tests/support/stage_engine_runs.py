@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,22 @@ def read_input_positions(
 ) -> list[tuple[int, int, str]]:
     records = read_all(bootstrap_servers, topic, until=lambda r: len(r) >= expected)
     return offsets_by_partition(records)
+
+
+def input_ends(bootstrap_servers: str, topic: str, expected: int, partitions: int) -> list[int]:
+    """The end offset of each partition of ``topic`` once it holds ``expected`` records."""
+    ends = [0] * partitions
+    for partition, offset, _ in read_input_positions(bootstrap_servers, topic, expected):
+        ends[partition] = max(ends[partition], offset + 1)
+    return ends
+
+
+def all_committed(
+    bootstrap_servers: str, group: str, topic: str, ends: list[int]
+) -> Callable[[], bool]:
+    """A check (for ``stage_engine_probe.wait_for``): ``group`` has committed every record of
+    ``topic`` up to ``ends``, as the broker says."""
+    return lambda: committed_offsets(bootstrap_servers, group, topic, len(ends)) == ends
 
 
 def start_with_faults(worker: StageEngineWorker, **faults: str) -> None:

@@ -27,15 +27,14 @@ from funnel_shared.events import ContactEvent, StageBlocked, StageChanged, Stage
 from funnel_shared.settings import KafkaSettings
 from funnel_stage_engine.domain.definitions import load_funnels
 from funnel_stage_engine.domain.engine import ContactState, evaluate
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 from pydantic import TypeAdapter
 
 from tests.integration.conftest import StageEngineFactory
 from tests.support.contact_events import START, contact_event, produce
 from tests.support.kafka_reader import Record, TopicReader
-from tests.support.processes import StageEngineWorker, http_get
-from tests.support.stage_engine_runs import committed_offsets, read_input_positions
+from tests.support.processes import StageEngineWorker
+from tests.support.stage_engine_probe import events_processed, wait_for
+from tests.support.stage_engine_runs import all_committed, input_ends, logical
 
 pytestmark = pytest.mark.integration
 
@@ -98,60 +97,14 @@ def _expected(events: list[ContactEvent]) -> dict[tuple[str, ...], str]:
         states[event.contact_key] = result.state
         for output in result.outputs:
             assert isinstance(output, StageChanged | StageBlocked)
-            expected[_logical(output)] = output.id
+            expected[logical(output)] = output.id
     return expected
-
-
-def _logical(output: StageChanged | StageBlocked) -> tuple[str, ...]:
-    target = output.to_stage if isinstance(output, StageChanged) else output.attempted_stage
-    return (output.kind, output.funnel, output.contact_id, output.cause_message_id, target)
-
-
-def _samples(worker: StageEngineWorker, family_name: str) -> list[Sample]:
-    status, body = http_get(worker.url + "/metrics")
-    if status != 200:
-        return []
-    return [
-        sample
-        for family in text_string_to_metric_families(body)
-        if family.name == family_name
-        for sample in family.samples
-    ]
-
-
-def _events_processed(worker: StageEngineWorker) -> float:
-    samples = _samples(worker, "funnel_stage_engine_events_processed")
-    return sum(sample.value for sample in samples if sample.name.endswith("_total"))
-
-
-async def _wait_until_all_committed(
-    worker: StageEngineWorker, kafka_settings: KafkaSettings, topic: str, records: int
-) -> None:
-    """Every input record committed by the worker's group, as the broker says: the worker
-    has processed (and so published) everything. (Its lag gauge is no help here: a
-    partition whose records were all committed before the restart yields nothing, so
-    the gauge never learns its end.)"""
-    servers, group = kafka_settings.bootstrap_servers, worker.env["STAGE_ENGINE_APP_ID"]
-    positions = await asyncio.to_thread(read_input_positions, servers, topic, records)
-    ends = [0] * kafka_settings.partitions
-    for partition, offset, _ in positions:
-        ends[partition] = max(ends[partition], offset + 1)
-    deadline = asyncio.get_running_loop().time() + 120
-    committed: list[int] = []
-    while asyncio.get_running_loop().time() < deadline:
-        committed = await asyncio.to_thread(
-            committed_offsets, servers, group, topic, kafka_settings.partitions
-        )
-        if committed == ends:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"committed {committed}, not {ends}\n{worker.log_tail()}")
 
 
 async def _wait_for_progress(worker: StageEngineWorker, at_least: float) -> float:
     deadline = asyncio.get_running_loop().time() + 120
     while asyncio.get_running_loop().time() < deadline:
-        processed = await asyncio.to_thread(_events_processed, worker)
+        processed = await asyncio.to_thread(events_processed, worker)
         if processed >= at_least:
             return processed
         await asyncio.sleep(0.05)
@@ -195,9 +148,15 @@ async def test_killing_the_worker_mid_stream_loses_no_transition_and_never_chang
 
         found = await asyncio.to_thread(reader.read_until, all_there, timeout_s=150)
         # Once every record is committed, whatever it published is on the topic: read it all.
-        await _wait_until_all_committed(
-            worker, kafka_settings, topic_env["TOPIC_CONTACT_EVENTS"], len(events)
+        # (Not the worker's lag gauge: a partition fully committed before the restart yields
+        # nothing, so the gauge never learns its end.)
+        servers, topic = kafka_settings.bootstrap_servers, topic_env["TOPIC_CONTACT_EVENTS"]
+        ends = await asyncio.to_thread(
+            input_ends, servers, topic, len(events), kafka_settings.partitions
         )
+        group = worker.env["STAGE_ENGINE_APP_ID"]
+        everything = all_committed(servers, group, topic, ends)
+        await wait_for(everything, what="every record committed", worker=worker)
         assert await asyncio.to_thread(reader.read_to_end, timeout_s=60)
         everything = [outputs_adapter.validate_json(r.value) for r in reader.records]
     outputs = [o for o in everything if isinstance(o, StageChanged | StageBlocked)]
@@ -210,7 +169,7 @@ async def test_killing_the_worker_mid_stream_loses_no_transition_and_never_chang
 
     ids_by_transition: dict[tuple[str, ...], set[str]] = defaultdict(set)
     for output in outputs:
-        ids_by_transition[_logical(output)].add(output.id)
+        ids_by_transition[logical(output)].add(output.id)
     missing = set(expected) - set(ids_by_transition)
     unexpected = set(ids_by_transition) - set(expected)
     assert found and not missing, f"{len(missing)} lost, e.g. {sorted(missing)[:3]}"

@@ -20,8 +20,10 @@ from tests.support.contact_events import produce
 from tests.support.kafka_reader import read_all
 from tests.support.stage_engine_probe import read_changelog, wait_for
 from tests.support.stage_engine_runs import (
+    all_committed,
     committed_offsets,
     comparable,
+    input_ends,
     journeys,
     logical,
     pure_engine,
@@ -129,24 +131,15 @@ async def test_a_slow_changelog_and_a_kill_right_after_a_commit_lose_no_state(
     )
     assert 0 < sum(committed) < len(events), committed
 
-    positions = await asyncio.to_thread(
-        read_input_positions, kafka_settings.bootstrap_servers, topic, len(events)
+    servers = kafka_settings.bootstrap_servers
+    ends = await asyncio.to_thread(
+        input_ends, servers, topic, len(events), kafka_settings.partitions
     )
-    ends = [0] * kafka_settings.partitions
-    for partition, offset, _ in positions:
-        ends[partition] = max(ends[partition], offset + 1)
 
     worker.start()  # Without faults: the restarted worker replays from the commit.
 
-    def all_committed() -> bool:
-        return (
-            committed_offsets(
-                kafka_settings.bootstrap_servers, app_id, topic, kafka_settings.partitions
-            )
-            == ends
-        )
-
-    await wait_for(all_committed, what="every record committed", worker=worker)
+    everything = all_committed(servers, app_id, topic, ends)
+    await wait_for(everything, what="every record committed", worker=worker)
     records = await asyncio.to_thread(
         read_all,
         kafka_settings.bootstrap_servers,

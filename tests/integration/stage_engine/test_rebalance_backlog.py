@@ -34,11 +34,12 @@ from tests.support.kafka_reader import read_all
 from tests.support.processes import StageEngineWorker, http_get
 from tests.support.stage_engine_probe import wait_for
 from tests.support.stage_engine_runs import (
+    all_committed,
     committed_offsets,
+    input_ends,
     journeys,
     logical,
     pure_engine,
-    read_input_positions,
 )
 
 pytestmark = pytest.mark.integration
@@ -140,20 +141,12 @@ async def test_joins_leaves_and_a_kill_after_revocation_lose_nothing_under_a_bac
     assert sum(at_kill) < len(events), "the backlog was worked off before the last round"
     await _all_ready([first, second, fourth], "after the kill")
 
-    positions = await asyncio.to_thread(
-        read_input_positions, kafka_settings.bootstrap_servers, topic, len(events)
+    servers = kafka_settings.bootstrap_servers
+    ends = await asyncio.to_thread(
+        input_ends, servers, topic, len(events), kafka_settings.partitions
     )
-    ends = [0] * kafka_settings.partitions
-    for partition, offset, _ in positions:
-        ends[partition] = max(ends[partition], offset + 1)
-
-    def all_committed() -> bool:
-        committed = committed_offsets(
-            kafka_settings.bootstrap_servers, group, topic, kafka_settings.partitions
-        )
-        return committed == ends
-
-    await wait_for(all_committed, what="the backlog worked off", worker=first, timeout_s=600)
+    everything = all_committed(servers, group, topic, ends)
+    await wait_for(everything, what="the backlog worked off", worker=first, timeout_s=600)
     records = await asyncio.to_thread(
         read_all,
         kafka_settings.bootstrap_servers,
