@@ -46,23 +46,28 @@ async def produce(
     producer = AIOKafkaProducer(**producer_kwargs(settings, client_id="test"))
     await producer.start()
     try:
-        pending = []
-        for item in events:
-            if isinstance(item, ContactEvent):
-                record = encode_model(
-                    item,
-                    key=item.contact_key,
-                    event_id=item.message_id,
-                    event_type=f"segment.{item.type}",
-                    source="/funnel/ingest/test",
-                    time=item.timestamp,
-                )
-                key, value, headers = record.key, record.value, record.headers
-            else:
-                (key, value), headers = item, []
-            pending.append(
-                await producer.send(topic, key=key.encode(), value=value, headers=headers)
-            )
-        await asyncio.gather(*pending)  # Every ack, or the first error.
+        await send_events(producer, topic, events)
     finally:
         await producer.stop()
+
+
+async def send_events(
+    producer: AIOKafkaProducer, topic: str, events: Sequence[ContactEvent | tuple[str, bytes]]
+) -> None:
+    """``produce`` through a producer the caller started (no start-up delay)."""
+    pending = []
+    for item in events:
+        if isinstance(item, ContactEvent):
+            record = encode_model(
+                item,
+                key=item.contact_key,
+                event_id=item.message_id,
+                event_type=f"segment.{item.type}",
+                source="/funnel/ingest/test",
+                time=item.timestamp,
+            )
+            key, value, headers = record.key, record.value, record.headers
+        else:
+            (key, value), headers = item, []
+        pending.append(await producer.send(topic, key=key.encode(), value=value, headers=headers))
+    await asyncio.gather(*pending)  # Every ack, or the first error.

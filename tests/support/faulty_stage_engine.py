@@ -10,8 +10,15 @@ Environment (all optional):
   takes it (a slow changelog: faust's buffer drains slower than its 0.1 s flush waits).
 - ``FAULT_COMMIT_LOG=path``: after every successful offset commit, one JSON line
   ``{"topic:partition": offset, ...}`` is appended to ``path``.
+- ``FAULT_SEEK_DELAY_S=S``: the worker's seeks to its committed offsets (faust's
+  ``perform_seek``, after each recovery) take S seconds longer, as under a slow broker:
+  records the worker had already asked for arrive while it seeks, with its flow stopped.
+- ``FAULT_RECOVERY_END_DELAY_S=S``: faust's end of a table recovery
+  (``Recovery.on_recovery_completed``: resume the input partitions, seek) starts S seconds
+  late, so the fetcher has a fetch under way when it does.
 
-Only aiokafka's client classes are wrapped; the worker is otherwise the one users run.
+Only aiokafka's client classes (and, for the last fault, faust's recovery) are wrapped; the
+worker is otherwise the one users run.
 """
 
 from __future__ import annotations
@@ -53,6 +60,28 @@ def _install() -> None:
         return await send(self, topic, *args, **kwargs)
 
     aiokafka.AIOKafkaProducer.send = faulty_send  # type: ignore[method-assign]
+
+    seek_delay_s = float(os.environ.get("FAULT_SEEK_DELAY_S", "0"))
+    if seek_delay_s:
+        seek_to_committed = aiokafka.AIOKafkaConsumer.seek_to_committed
+
+        async def slow_seek_to_committed(self: Any, *partitions: Any) -> Any:
+            await asyncio.sleep(seek_delay_s)
+            return await seek_to_committed(self, *partitions)
+
+        aiokafka.AIOKafkaConsumer.seek_to_committed = slow_seek_to_committed  # type: ignore[method-assign]
+
+    recovery_end_delay_s = float(os.environ.get("FAULT_RECOVERY_END_DELAY_S", "0"))
+    if recovery_end_delay_s:
+        from faust.tables.recovery import Recovery
+
+        on_recovery_completed = Recovery.on_recovery_completed
+
+        async def late_recovery_end(self: Any, generation_id: int = 0) -> None:
+            await asyncio.sleep(recovery_end_delay_s)
+            await on_recovery_completed(self, generation_id)
+
+        Recovery.on_recovery_completed = late_recovery_end  # type: ignore[method-assign]
 
     if commit_log:
         commit = aiokafka.AIOKafkaConsumer.commit

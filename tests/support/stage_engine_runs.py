@@ -4,6 +4,7 @@ result over them, and the committed offsets and record positions on the broker."
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -135,7 +136,8 @@ def start_with_faults(worker: StageEngineWorker, **faults: str) -> None:
     """Start ``worker`` as ``tests.support.faulty_stage_engine`` (the real worker with
     faults in its producer seam; see that module) instead of the console script."""
     assert worker.process is None or worker.process.poll() is not None, "already running"
-    env = {**worker.env, **faults, "PYTHONPATH": str(REPO_ROOT)}
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), worker.env.get("PYTHONPATH")) if p)
+    env = {**worker.env, **faults, "PYTHONPATH": path}
     worker.process = start_logged(
         [sys.executable, "-m", "tests.support.faulty_stage_engine"],
         env=env,

@@ -199,6 +199,87 @@ def test_the_worker_consumer_seeks_with_the_flow_stopped_and_stops_on_a_gap() ->
     assert [type(e) for e in consumer.crash_reasons] == [SkippedRecords]
 
 
+# Records dropped while the flow is stopped are read again only because of the seek that
+# follows: faust's ``getmany`` drops them, and aiokafka's seek to the committed offsets
+# leaves a partition without one where it is (``_Consumer.seek_to_committed``).
+
+
+def test_faust_drops_records_fetched_while_the_flow_is_stopped_or_not_active() -> None:
+    getmany = inspect.getsource(faust_consumer.Consumer.getmany)
+    assert "if not self.flow_active:\n                    break" in getmany
+    assert "getmany called while flow not active" in getmany
+    assert "await self.perform_seek()" in getmany
+    # A record of a partition outside the active set is skipped (not yielded).
+    assert "or tp in active_partitions\n" in getmany
+    # The active set handed to the client is the live one (emptied as recovery ends),
+    # and aiokafka reads an empty set as every partition.
+    assert "return tps\n" in inspect.getsource(faust_consumer.Consumer._get_active_partitions)
+    fetched = inspect.getsource(aiokafka.consumer.fetcher.Fetcher.fetched_records)
+    assert "if partitions and tp not in partitions:" in fetched
+    perform_seek = inspect.getsource(faust_consumer.Consumer.perform_seek)
+    assert "await self.seek_to_committed()" in perform_seek
+
+
+def test_aiokafka_seeks_only_partitions_with_a_committed_offset_above_zero() -> None:
+    source = inspect.getsource(aiokafka.AIOKafkaConsumer.seek_to_committed)
+    assert "if offset and offset > 0:\n                self._fetcher.seek_to(tp, offset)" in source
+    assert "await self._thread.seek_to_committed()" in inspect.getsource(
+        faust_consumer.ThreadDelegateConsumer.seek_to_committed
+    )
+
+
+def test_the_worker_consumer_seeks_uncommitted_input_partitions_to_their_start() -> None:
+    from faust.types import TP
+    from funnel_stage_engine.worker.faust_internals import _Consumer
+
+    committed = {
+        TP("events", 0): 1620,  # aiokafka sought it.
+        TP("events", 1): None,  # Nothing committed: left where the dropped records left it.
+        TP("events", 2): 0,
+        TP("states-changelog", 0): None,  # Not an input: faust's recovery positions it.
+    }
+
+    class Quiet:
+        def dev(self, *args: object, **kwargs: object) -> None:
+            """faust's development log (``seek`` writes to it)."""
+
+    class Thread:
+        async def seek_to_committed(self) -> dict[TP, int | None]:
+            return dict(committed)
+
+    class Uncommitted(_Consumer):
+        def __init__(self) -> None:
+            self._thread = Thread()  # type: ignore[assignment]
+            self._read_offset = {}
+            self.sought: dict[TP, int] = {}
+            self.log = Quiet()  # type: ignore[assignment]
+
+        @property
+        def app(self) -> object:  # type: ignore[override]
+            class Topics:
+                def acks_enabled_for(self, topic: str) -> bool:
+                    return topic == "events"
+
+            class App:
+                topics = Topics()
+
+            return App()
+
+        async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+            return {tp: 7 if tp.partition == 1 else 0 for tp in partitions}
+
+        async def _seek(self, partition: TP, offset: int) -> None:
+            self.sought[partition] = offset
+
+    async def scenario() -> tuple[Uncommitted, object]:
+        consumer = Uncommitted()
+        return consumer, await consumer.seek_to_committed()
+
+    consumer, returned = asyncio.run(scenario())
+    assert returned == committed
+    assert consumer.sought == {TP("events", 1): 7, TP("events", 2): 0}
+
+
 def test_a_gap_the_broker_deleted_by_retention_is_logged_as_lost_and_passed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
