@@ -1,5 +1,5 @@
 """``python -m tests.support.faulty_stage_engine``: the real stage-engine worker, with faults
-in its producer seam, for crash tests against the real broker.
+in its Kafka client (and faust's recovery), for crash tests against the real broker.
 
 Environment (all optional):
 - ``FAULT_CHANGELOG_REFUSE_AFTER=N``: the first N changelog records are sent; every later

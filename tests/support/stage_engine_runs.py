@@ -133,8 +133,9 @@ def all_committed(
 
 
 def start_with_faults(worker: StageEngineWorker, **faults: str) -> None:
-    """Start ``worker`` as ``tests.support.faulty_stage_engine`` (the real worker with
-    faults in its producer seam; see that module) instead of the console script."""
+    """Start ``worker`` as ``tests.support.faulty_stage_engine`` (the real worker with the
+    faults ``faults`` selects; see that module) instead of the console script. The
+    worker's own ``PYTHONPATH``, if any, is kept after the repository root."""
     assert worker.process is None or worker.process.poll() is not None, "already running"
     path = os.pathsep.join(p for p in (str(REPO_ROOT), worker.env.get("PYTHONPATH")) if p)
     env = {**worker.env, **faults, "PYTHONPATH": path}
