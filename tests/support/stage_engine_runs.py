@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from funnel_shared.events import ContactEvent, StageBlocked, StageChanged
+from funnel_shared.events import (
+    ContactEvent,
+    StageBlocked,
+    StageChanged,
+    StageOutput,
+    StageStalled,
+)
 from funnel_stage_engine.domain.definitions import load_funnels
 from funnel_stage_engine.domain.engine import ContactState, evaluate
+from pydantic import TypeAdapter
 
 from tests.support.contact_events import START, contact_event
 from tests.support.kafka_reader import Record, read_all
@@ -50,11 +57,25 @@ def journeys(run: str, *, contacts: int, steps: int) -> list[ContactEvent]:
 
 
 Logical = tuple[str, ...]
+outputs_adapter: TypeAdapter[object] = TypeAdapter(StageOutput)
 
 
 def logical(output: StageChanged | StageBlocked) -> Logical:
     target = output.to_stage if isinstance(output, StageChanged) else output.attempted_stage
     return (output.kind, output.funnel, output.contact_id, output.cause_message_id, target)
+
+
+def published_transitions(records: list[Record]) -> dict[Logical, set[str]]:
+    """Each logical transition on the stage-changed topic (a stage change or a refused
+    skip) with the ids it was published under; stall records are left out."""
+    ids: dict[Logical, set[str]] = defaultdict(set)
+    for record in records:
+        output = outputs_adapter.validate_json(record.value)
+        if isinstance(output, StageStalled):
+            continue
+        assert isinstance(output, StageChanged | StageBlocked), output
+        ids[logical(output)].add(output.id)
+    return ids
 
 
 def pure_engine(events: list[ContactEvent]) -> tuple[dict[Logical, str], dict[str, ContactState]]:

@@ -7,13 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from funnel_shared.events import StageBlocked, StageChanged, StageOutput, StageStalled
 from funnel_shared.settings import KafkaSettings
-from pydantic import TypeAdapter
 
 from tests.integration.conftest import StageEngineFactory
 from tests.support.contact_events import produce
@@ -25,15 +22,13 @@ from tests.support.stage_engine_runs import (
     comparable,
     input_ends,
     journeys,
-    logical,
+    published_transitions,
     pure_engine,
     read_input_positions,
     start_with_faults,
 )
 
 pytestmark = pytest.mark.integration
-
-outputs_adapter: TypeAdapter[object] = TypeAdapter(StageOutput)
 
 
 async def test_a_refused_state_write_stops_the_worker_before_any_later_commit(
@@ -147,13 +142,7 @@ async def test_a_slow_changelog_and_a_kill_right_after_a_commit_lose_no_state(
         until=lambda r: {x.headers.get("ce_id") for x in r} >= set(expected.values()),
         timeout_s=120,
     )
-    ids: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    for record in records:
-        output = outputs_adapter.validate_json(record.value)
-        if isinstance(output, StageStalled):
-            continue
-        assert isinstance(output, StageChanged | StageBlocked), output
-        ids[logical(output)].add(output.id)
+    ids = published_transitions(records)
     missing = set(expected) - set(ids)
     unexpected = set(ids) - set(expected)
     assert not missing, f"{len(missing)} lost, e.g. {sorted(missing)[:3]}"

@@ -24,9 +24,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from funnel_shared.events import StageBlocked, StageChanged, StageOutput, StageStalled
+from funnel_shared.events import StageChanged
 from funnel_shared.settings import KafkaSettings
-from pydantic import TypeAdapter
 
 from tests.integration.conftest import StageEngineFactory
 from tests.support.contact_events import produce
@@ -38,7 +37,8 @@ from tests.support.stage_engine_runs import (
     committed_offsets,
     input_ends,
     journeys,
-    logical,
+    outputs_adapter,
+    published_transitions,
     pure_engine,
 )
 
@@ -50,7 +50,6 @@ BACKLOG = CONTACTS * STEPS
 # Join and leave; then one more join that ends with SIGKILL after revocation.
 ROUNDS = int(os.environ.get("FUNNEL_REBALANCE_ROUNDS", "4"))
 REBALANCE_BOUND_S = 120.0  # Generous: the embedded broker's joins take seconds.
-outputs_adapter: TypeAdapter[object] = TypeAdapter(StageOutput)
 
 
 def _ready(worker: StageEngineWorker) -> bool:
@@ -153,14 +152,10 @@ async def test_joins_leaves_and_a_kill_after_revocation_lose_nothing_under_a_bac
         topic_env["TOPIC_STAGE_CHANGED"],
         timeout_s=120,
     )  # Every record is committed, so processed and published: the topic is complete.
-    ids: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    ids = published_transitions(records)
     seen: dict[str, list[str]] = defaultdict(list)  # contact -> its outputs, for a failure
     for record in records:
         output = outputs_adapter.validate_json(record.value)
-        if isinstance(output, StageStalled):
-            continue
-        assert isinstance(output, StageChanged | StageBlocked), output
-        ids[logical(output)].add(output.id)
         if isinstance(output, StageChanged) and output.funnel == "lifecycle":
             seen[output.contact_id].append(
                 f"{output.from_stage}->{output.to_stage} ({output.cause_message_id[:8]},"

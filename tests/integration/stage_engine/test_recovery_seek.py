@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from funnel_shared.events import ContactEvent, StageBlocked, StageChanged, StageOutput, StageStalled
+from funnel_shared.events import ContactEvent
 from funnel_shared.kafka import producer_kwargs
 from funnel_shared.settings import KafkaSettings
-from pydantic import TypeAdapter
 
 from tests.integration.conftest import StageEngineFactory
 from tests.support.contact_events import produce, send_events
@@ -39,14 +37,12 @@ from tests.support.stage_engine_runs import (
     all_committed,
     input_ends,
     journeys,
-    logical,
+    published_transitions,
     pure_engine,
     start_with_faults,
 )
 
 pytestmark = pytest.mark.integration
-
-outputs_adapter: TypeAdapter[object] = TypeAdapter(StageOutput)
 
 
 async def _changelog_read(worker: StageEngineWorker) -> None:
@@ -135,12 +131,6 @@ async def test_records_fetched_during_a_slow_seek_after_recovery_are_processed_n
         until=lambda r: {x.headers.get("ce_id") for x in r} >= set(expected.values()),
         timeout_s=60,
     )
-    ids: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    for record in records:
-        output = outputs_adapter.validate_json(record.value)
-        if isinstance(output, StageStalled):
-            continue
-        assert isinstance(output, StageChanged | StageBlocked), output
-        ids[logical(output)].add(output.id)
+    ids = published_transitions(records)
     assert set(ids) == set(expected)
     assert all(found == {expected[key]} for key, found in ids.items())

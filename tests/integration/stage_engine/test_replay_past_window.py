@@ -14,24 +14,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from funnel_shared.events import ContactEvent, StageBlocked, StageChanged, StageOutput
+from funnel_shared.events import ContactEvent, StageBlocked, StageChanged
 from funnel_shared.settings import KafkaSettings
-from funnel_stage_engine.domain.definitions import load_funnels
-from funnel_stage_engine.domain.engine import DEFAULT_DEDUPE_WINDOW, ContactState, evaluate
-from pydantic import TypeAdapter
+from funnel_stage_engine.domain.engine import DEFAULT_DEDUPE_WINDOW
 
 from tests.integration.conftest import StageEngineFactory
 from tests.support.contact_events import START, contact_event, produce
 from tests.support.kafka_reader import read_all
 from tests.support.stage_engine_probe import events_processed, lag, read_changelog, wait_for
+from tests.support.stage_engine_runs import logical, outputs_adapter, pure_engine
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 2500
-outputs_adapter: TypeAdapter[object] = TypeAdapter(StageOutput)
 
 
 def _events(contact: str) -> list[ContactEvent]:
@@ -46,24 +44,6 @@ def _events(contact: str) -> list[ContactEvent]:
     return events
 
 
-def _expected(events: list[ContactEvent]) -> dict[tuple[str, ...], str]:
-    funnels = load_funnels()
-    state = ContactState()
-    expected: dict[tuple[str, ...], str] = {}
-    for event in events:
-        result = evaluate(state, event, funnels=funnels, processed_at=datetime.now(UTC))
-        state = result.state
-        for output in result.outputs:
-            assert isinstance(output, StageChanged | StageBlocked)
-            expected[_logical(output)] = output.id
-    return expected
-
-
-def _logical(output: StageChanged | StageBlocked) -> tuple[str, ...]:
-    target = output.to_stage if isinstance(output, StageChanged) else output.attempted_stage
-    return (output.kind, output.funnel, output.contact_id, output.cause_message_id, target)
-
-
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
 async def test_a_contact_replayed_past_the_message_window_yields_only_what_the_engine_would(
     store: str,
@@ -73,7 +53,7 @@ async def test_a_contact_replayed_past_the_message_window_yields_only_what_the_e
 ) -> None:
     contact = f"replay-{uuid.uuid4().hex[:8]}"
     events = _events(contact)
-    expected = _expected(events)
+    expected, _ = pure_engine(events)
     assert ("stage_changed", "lifecycle", contact, events[0].message_id, "customer") in expected
     await produce(kafka_settings, topic_env["TOPIC_CONTACT_EVENTS"], events)
     # No commit while the test runs the first worker: it is killed before any.
@@ -112,7 +92,7 @@ async def test_a_contact_replayed_past_the_message_window_yields_only_what_the_e
     ids: dict[tuple[str, ...], set[str]] = defaultdict(set)
     for output in outputs:
         assert isinstance(output, StageChanged | StageBlocked), output
-        ids[_logical(output)].add(output.id)
+        ids[logical(output)].add(output.id)
     unexpected = set(ids) - set(expected)
     assert not unexpected, f"outputs the engine would not produce: {sorted(unexpected)}"
     assert set(ids) == set(expected)
