@@ -120,6 +120,20 @@ LANGUAGE sql STABLE AS $$
     ) AS x WHERE p IS NOT NULL
 $$;
 
+-- Each person's contacts (p, c): the person itself (unless merged away), and the
+-- contacts first merged into it.
+CREATE FUNCTION report_members(persons text[]) RETURNS TABLE (p text, c text)
+LANGUAGE sql STABLE AS $$
+    SELECT x.p, x.p FROM unnest(persons) AS x(p)
+    WHERE NOT EXISTS (SELECT 1 FROM contact_merges m WHERE m.merged_contact_id = x.p)
+    UNION
+    SELECT x.p, m.merged_contact_id FROM unnest(persons) AS x(p)
+    JOIN contact_merges m ON m.contact_id = x.p
+    WHERE (SELECT m2.contact_id FROM contact_merges m2
+           WHERE m2.merged_contact_id = m.merged_contact_id
+           ORDER BY m2.event_time, m2.id LIMIT 1) = x.p
+$$;
+
 -- Add (sign 1) or take away (-1) the figures of ``persons`` (distinct) and of the
 -- ``contacts``' own rows (distinct: here now, refused skips) in funnel f, from their rows.
 CREATE FUNCTION report_apply(
@@ -128,17 +142,7 @@ CREATE FUNCTION report_apply(
 DECLARE
     n integer := cardinality(stages);
 BEGIN
-    WITH members AS (  -- Each person's contacts: itself (unless merged away), and
-        -- the contacts first merged into it.
-        SELECT x.p, x.p AS c FROM unnest(persons) AS x(p)
-        WHERE NOT EXISTS (SELECT 1 FROM contact_merges m WHERE m.merged_contact_id = x.p)
-        UNION
-        SELECT x.p, m.merged_contact_id FROM unnest(persons) AS x(p)
-        JOIN contact_merges m ON m.contact_id = x.p
-        WHERE (SELECT m2.contact_id FROM contact_merges m2
-               WHERE m2.merged_contact_id = m.merged_contact_id
-               ORDER BY m2.event_time, m2.id LIMIT 1) = x.p
-    ), moves AS (
+    WITH members AS (SELECT * FROM report_members(persons)), moves AS (
         SELECT mb.p, h.event_time AS t, array_position(stages, h.to_stage) AS ti,
                array_position(stages, h.from_stage) AS fi
         FROM members mb JOIN stage_history h ON h.contact_id = mb.c AND h.funnel = f
@@ -165,16 +169,7 @@ BEGIN
         n = r.n + excluded.n, us = r.us + excluded.us;
 
     INSERT INTO report_dropped AS r (funnel, day, stage, prev_day, n)
-    WITH members AS (
-        SELECT x.p, x.p AS c FROM unnest(persons) AS x(p)
-        WHERE NOT EXISTS (SELECT 1 FROM contact_merges m WHERE m.merged_contact_id = x.p)
-        UNION
-        SELECT x.p, m.merged_contact_id FROM unnest(persons) AS x(p)
-        JOIN contact_merges m ON m.contact_id = x.p
-        WHERE (SELECT m2.contact_id FROM contact_merges m2
-               WHERE m2.merged_contact_id = m.merged_contact_id
-               ORDER BY m2.event_time, m2.id LIMIT 1) = x.p
-    )
+    WITH members AS (SELECT * FROM report_members(persons))
     SELECT f, day, stage, prev_day, sign * count(*) FROM (
         SELECT d.day, d.stage,
                coalesce(lag(d.day) OVER (PARTITION BY d.p, d.stage ORDER BY d.day),
@@ -279,6 +274,7 @@ DROP FUNCTION report_rebuild(text, text[], boolean);
 DROP FUNCTION report_end(text[], text[], text[]);
 DROP FUNCTION report_begin(text[], text[]);
 DROP FUNCTION report_apply(text, text[], text[], text[], integer);
+DROP FUNCTION report_members(text[]);
 DROP FUNCTION report_persons(text[]);
 DROP FUNCTION report_micros(interval);
 DROP FUNCTION report_bucket(interval);
